@@ -1,0 +1,171 @@
+#include "txn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "util.h"
+
+#define TS_SKEW (366 * 86400) /* ts more than a year off the server clock is refused */
+
+/* Copies a required (or optional) string field, checking type, length, charset. */
+static int
+get_str(const json_t *obj, const char *path, const char *key, int required, char *dst, size_t cap,
+        char *msg, size_t msglen)
+{
+	json_t *v = json_object_get(obj, key);
+	if (v == NULL || json_is_null(v)) {
+		if (!required) {
+			dst[0] = '\0';
+			return 0;
+		}
+		snprintf(msg, msglen, "missing field '%s'", path);
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	if (!json_is_string(v)) {
+		snprintf(msg, msglen, "field '%s' must be a string", path);
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	size_t len = json_string_length(v);
+	const char *s = json_string_value(v);
+	if (len == 0 && required) {
+		snprintf(msg, msglen, "field '%s' must not be empty", path);
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	if (len >= cap) {
+		snprintf(msg, msglen, "field '%s' is longer than %zu bytes", path, cap - 1);
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	if (!util_is_clean_utf8(s, len)) {
+		snprintf(msg, msglen, "field '%s' contains control characters or invalid UTF-8", path);
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	memcpy(dst, s, len + 1);
+	return 0;
+}
+
+static int
+get_int(const json_t *obj, const char *key, int required, int64_t min, int64_t max, int64_t *out,
+        char *msg, size_t msglen)
+{
+	json_t *v = json_object_get(obj, key);
+	if (v == NULL || json_is_null(v)) {
+		if (!required) {
+			*out = 0;
+			return 0;
+		}
+		snprintf(msg, msglen, "missing field '%s'", key);
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	if (!json_is_integer(v)) {
+		snprintf(msg, msglen, "field '%s' must be an integer", key);
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	json_int_t n = json_integer_value(v);
+	if (n < min || n > max) {
+		snprintf(msg, msglen, "field '%s' is out of range [%lld, %lld]", key, (long long)min, (long long)max);
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	*out = n;
+	return 0;
+}
+
+int
+txn_parse(const json_t *obj, int64_t now, struct txn *t, char *msg, size_t msglen)
+{
+	char type[16];
+	int64_t n;
+
+	memset(t, 0, sizeof *t);
+	if (!json_is_object(obj)) {
+		snprintf(msg, msglen, "field 'txn' must be an object");
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	TRY(get_str(obj, "txn.id", "id", 1, t->id, sizeof t->id, msg, msglen));
+	TRY(get_str(obj, "txn.customer", "customer", 1, t->customer, sizeof t->customer, msg, msglen));
+	TRY(get_str(obj, "txn.account", "account", 1, t->account, sizeof t->account, msg, msglen));
+	TRY(get_str(obj, "txn.account_type", "account_type", 1, type, sizeof type, msg, msglen));
+	if (strcmp(type, "personal") == 0)
+		t->account_type = ACCOUNT_PERSONAL;
+	else if (strcmp(type, "business") == 0)
+		t->account_type = ACCOUNT_BUSINESS;
+	else {
+		snprintf(msg, msglen, "field 'txn.account_type' must be \"personal\" or \"business\"");
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	TRY(get_int(obj, "account_opened", 0, 0, now + TS_SKEW, &t->account_opened, msg, msglen));
+	if (get_int(obj, "amount", 1, 1, TXN_MAX_AMOUNT, &t->amount, msg, msglen) < 0) {
+		json_t *a = json_object_get(obj, "amount");
+		if (a != NULL && json_is_number(a))
+			snprintf(msg, msglen, "field 'txn.amount' must be a positive integer in minor units, at most 2^53");
+		else if (a != NULL)
+			snprintf(msg, msglen, "field 'txn.amount' must be an integer");
+		else
+			snprintf(msg, msglen, "missing field 'txn.amount'");
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	TRY(get_str(obj, "txn.currency", "currency", 1, t->currency, sizeof t->currency, msg, msglen));
+	if (strlen(t->currency) != 3 || t->currency[0] < 'A' || t->currency[0] > 'Z' || t->currency[1] < 'A' ||
+	    t->currency[1] > 'Z' || t->currency[2] < 'A' || t->currency[2] > 'Z') {
+		snprintf(msg, msglen, "field 'txn.currency' must be an ISO 4217 code (three capital letters)");
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	json_t *payee = json_object_get(obj, "payee");
+	if (!json_is_object(payee)) {
+		snprintf(msg, msglen, payee ? "field 'txn.payee' must be an object" : "missing field 'txn.payee'");
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	TRY(get_str(payee, "txn.payee.account", "account", 1, t->payee_account, sizeof t->payee_account, msg, msglen));
+	TRY(get_str(payee, "txn.payee.bank", "bank", 1, t->payee_bank, sizeof t->payee_bank, msg, msglen));
+	TRY(get_str(payee, "txn.payee.name", "name", 0, t->payee_name, sizeof t->payee_name, msg, msglen));
+	TRY(get_str(obj, "txn.channel", "channel", 0, t->channel, sizeof t->channel, msg, msglen));
+	TRY(get_str(obj, "txn.src_ip", "src_ip", 1, t->src_ip, sizeof t->src_ip, msg, msglen));
+	TRY(get_str(obj, "txn.device_id", "device_id", 0, t->device_id, sizeof t->device_id, msg, msglen));
+	json_t *rf = json_object_get(obj, "risk_flag");
+	if (rf != NULL && !json_is_null(rf) && !json_is_boolean(rf)) {
+		snprintf(msg, msglen, "field 'txn.risk_flag' must be a boolean");
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	t->risk_flag = json_is_true(rf);
+	if (get_int(obj, "ts", 0, now - TS_SKEW, now + 300, &n, msg, msglen) < 0) {
+		snprintf(msg, msglen, "field 'txn.ts' must be Unix seconds within a year before now and 5 minutes after");
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	t->ts = n ? n : now;
+	return txn_hash(t, t->hash);
+}
+
+int
+txn_hash(const struct txn *t, uint8_t out[32])
+{
+	char amount[32];
+	const char *parts[] = {"authd-txn-v1", t->id, t->customer, t->account, amount,
+	                       t->currency, t->payee_account, t->payee_bank};
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int len = 0;
+	int r = AUTHD_ERR_CRYPTO;
+
+	snprintf(amount, sizeof amount, "%lld", (long long)t->amount);
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		goto out;
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+		if (i > 0 && EVP_DigestUpdate(md, "\n", 1) != 1)
+			goto out;
+		if (EVP_DigestUpdate(md, parts[i], strlen(parts[i])) != 1)
+			goto out;
+	}
+	if (EVP_DigestFinal_ex(md, out, &len) != 1 || len != 32)
+		goto out;
+	r = 0;
+out:
+	EVP_MD_CTX_free(md);
+	return r;
+}
+
+int64_t
+txn_day_vn(int64_t t)
+{
+	int64_t s = t + 7 * 3600;
+	return s >= 0 ? s / 86400 : -((-s + 86399) / 86400);
+}
