@@ -93,6 +93,9 @@ struct authd_enroll_in {
 	const char *request_json;     /* method object as received: untrusted */
 	size_t request_len;
 	uint32_t flags;               /* AUTHD_VERIFY_UV_REQUIRED */
+	const char *rp_id;            /* FIDO2 relying party id for this flow */
+	const char *const *origins;   /* FIDO2 allowed origins (exact match) */
+	size_t n_origins;
 };
 
 struct authd_enroll_out {
@@ -114,7 +117,10 @@ struct authd_verify_in {
 	size_t request_len;
 	const struct authd_record *records; /* subject's active, offered records */
 	size_t n_records;
-	uint32_t flags;
+	uint32_t flags;               /* AUTHD_VERIFY_UV_REQUIRED */
+	const char *rp_id;            /* FIDO2 relying party id for this flow */
+	const char *const *origins;   /* FIDO2 allowed origins (exact match) */
+	size_t n_origins;
 };
 
 struct authd_verify_out {
