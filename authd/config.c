@@ -13,7 +13,7 @@
 
 #include "util.h"
 
-enum key_type { K_STR, K_UINT, K_I64, K_BOOL, K_IDS, K_ORIGINS, K_OVERSEAS, K_SIZE };
+enum key_type { K_STR, K_UINT, K_I64, K_BOOL, K_IDS, K_ORIGINS, K_OVERSEAS, K_SIZE, K_RULES };
 
 struct key_def {
 	const char *section;
@@ -48,6 +48,7 @@ static const struct key_def keys[] = {
 	{"policy", "personal_overseas", K_OVERSEAS, F(policy.personal_overseas), 0, 0},
 	{"policy", "unknown_currency", K_BOOL, F(policy.unknown_currency_step_up), 0, 0},
 	{"policy", "business_new_months", K_UINT, F(policy.business_new_months), 0, 1200},
+	{"policy", "disabled_rules", K_RULES, F(policy.disabled_rules), 0, 0},
 	{"geo", "rir_file", K_STR, F(geo.rir_file), 0, 0},
 	{"geo", "mmdb", K_STR, F(geo.mmdb), 0, 0},
 	{"fido2", "rp_id", K_STR, F(fido2.rp_id), 0, 0},
@@ -206,6 +207,91 @@ parse_origins(const char *v, struct config *c)
 	return c->fido2.n_origins > 0 ? 0 : AUTHD_ERR_CONFIG;
 }
 
+/* "business_high_risk, new_device": rule names of enum config_rule; "" or "none" for none. */
+static int
+parse_rules(const char *v, unsigned *out)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} rules[] = {
+		{"business_high_risk", CONFIG_RULE_BUSINESS_HIGH_RISK},
+		{"business_overseas", CONFIG_RULE_BUSINESS_OVERSEAS},
+		{"business_new_entity", CONFIG_RULE_BUSINESS_NEW_ENTITY},
+		{"personal_amount", CONFIG_RULE_PERSONAL_AMOUNT},
+		{"personal_daily_total", CONFIG_RULE_PERSONAL_DAILY_TOTAL},
+		{"new_device", CONFIG_RULE_NEW_DEVICE},
+		{"overseas", CONFIG_RULE_OVERSEAS},
+	};
+	char buf[1024];
+	unsigned bits = 0;
+	if (strlen(v) >= sizeof buf)
+		return AUTHD_ERR_CONFIG;
+	strcpy(buf, v);
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		size_t i;
+		if (strcmp(tok, "none") == 0)
+			continue;
+		for (i = 0; i < sizeof rules / sizeof rules[0]; i++)
+			if (strcmp(tok, rules[i].name) == 0)
+				break;
+		if (i == sizeof rules / sizeof rules[0])
+			return AUTHD_ERR_CONFIG;
+		bits |= rules[i].bit;
+	}
+	*out = bits;
+	return 0;
+}
+
+/*
+ * [policy] personal_amount.USD = 40000 and the like: the thresholds of one
+ * currency. Returns 1 when name is such a key (and applies it), 0 when it is
+ * not, or a negative error for a bad value or too many currencies.
+ */
+static int
+apply_currency_key(struct config *c, const char *name, const char *v)
+{
+	static const char *const bases[] = {"personal_amount", "personal_daily", "business_new_amount",
+	                                    "business_new_daily"};
+	const char *dot = strchr(name, '.');
+	size_t b;
+	int64_t n;
+
+	if (dot == NULL)
+		return 0;
+	for (b = 0; b < sizeof bases / sizeof bases[0]; b++)
+		if (strlen(bases[b]) == (size_t)(dot - name) && strncmp(name, bases[b], (size_t)(dot - name)) == 0)
+			break;
+	if (b == sizeof bases / sizeof bases[0])
+		return 0;
+	const char *cur = dot + 1;
+	if (strlen(cur) != 3 || !isupper((unsigned char)cur[0]) || !isupper((unsigned char)cur[1]) ||
+	    !isupper((unsigned char)cur[2]))
+		return AUTHD_ERR_CONFIG;
+	TRY(parse_i64(v, 0, INT64_C(1) << 53, &n));
+	if (strcmp(cur, "VND") == 0) {
+		int64_t *vnd[] = {&c->policy.personal_amount, &c->policy.personal_daily,
+		                  &c->policy.business_new_amount, &c->policy.business_new_daily};
+		*vnd[b] = n;
+		return 1;
+	}
+	struct config_thresholds *th = NULL;
+	for (size_t i = 0; i < c->policy.n_currencies; i++)
+		if (strcmp(c->policy.currencies[i].currency, cur) == 0)
+			th = &c->policy.currencies[i];
+	if (th == NULL) {
+		if (c->policy.n_currencies == CONFIG_MAX_CURRENCIES)
+			return AUTHD_ERR_CONFIG;
+		th = &c->policy.currencies[c->policy.n_currencies++];
+		memcpy(th->currency, cur, 4);
+		th->personal_amount = th->personal_daily = th->business_new_amount = th->business_new_daily = -1;
+	}
+	int64_t *f[] = {&th->personal_amount, &th->personal_daily, &th->business_new_amount, &th->business_new_daily};
+	*f[b] = n;
+	return 1;
+}
+
 static int
 apply_key(struct config *c, const struct key_def *k, const char *v)
 {
@@ -232,6 +318,8 @@ apply_key(struct config *c, const struct key_def *k, const char *v)
 		return parse_ids(v, field);
 	case K_ORIGINS:
 		return parse_origins(v, c);
+	case K_RULES:
+		return parse_rules(v, field);
 	case K_OVERSEAS:
 		if (!strcmp(v, "off"))
 			c->policy.personal_overseas = OVERSEAS_OFF;
@@ -274,6 +362,17 @@ config_ini_cb(void *user, const char *section, const char *name, const char *val
 		if ((kv->value = strdup(value)) == NULL)
 			return 0;
 		return 1;
+	}
+	if (strcmp(section, "policy") == 0) {
+		int cr = apply_currency_key(&ctx->cp->pub, name, value);
+		if (cr == 1)
+			return 1;
+		if (cr < 0) {
+			snprintf(ctx->err, ctx->errlen, "invalid value for [%s] %s (or more than %d currencies)", section,
+			         name, CONFIG_MAX_CURRENCIES);
+			ctx->failed = 1;
+			return 0;
+		}
 	}
 	int known_section = 0;
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
@@ -345,6 +444,19 @@ validate(const struct config *c, char *err, size_t errlen)
 	    !isupper((unsigned char)c->policy.home_country[1])) {
 		snprintf(err, errlen, "[policy] home_country must be a two-letter ISO 3166 code");
 		return AUTHD_ERR_CONFIG;
+	}
+	for (size_t i = 0; i < c->policy.n_currencies; i++) {
+		const struct config_thresholds *th = &c->policy.currencies[i];
+		const char *missing = th->personal_amount < 0       ? "personal_amount"
+		                      : th->personal_daily < 0      ? "personal_daily"
+		                      : th->business_new_amount < 0 ? "business_new_amount"
+		                      : th->business_new_daily < 0  ? "business_new_daily"
+		                                                    : NULL;
+		if (missing != NULL) {
+			snprintf(err, errlen, "[policy] %s.%s is missing: a currency needs all four thresholds", missing,
+			         th->currency);
+			return AUTHD_ERR_CONFIG;
+		}
 	}
 	return 0;
 }

@@ -24,6 +24,32 @@ struct config_ids {
 
 enum overseas_mode { OVERSEAS_OFF, OVERSEAS_FLAG, OVERSEAS_STEP_UP };
 
+/* Rules that [policy] disabled_rules may switch off (extension), one bit each. */
+enum config_rule {
+	CONFIG_RULE_BUSINESS_HIGH_RISK = 1u << 0,
+	CONFIG_RULE_BUSINESS_OVERSEAS = 1u << 1,
+	CONFIG_RULE_BUSINESS_NEW_ENTITY = 1u << 2,
+	CONFIG_RULE_PERSONAL_AMOUNT = 1u << 3,
+	CONFIG_RULE_PERSONAL_DAILY_TOTAL = 1u << 4,
+	CONFIG_RULE_NEW_DEVICE = 1u << 5,
+	CONFIG_RULE_OVERSEAS = 1u << 6,
+};
+
+#define CONFIG_MAX_CURRENCIES 16
+
+/*
+ * Thresholds of one currency other than VND, in its minor unit (extension:
+ * [policy] personal_amount.USD = 40000 ...). The unsuffixed DESIGN.md keys
+ * are the VND thresholds and never apply to another currency.
+ */
+struct config_thresholds {
+	char currency[4];
+	int64_t personal_amount;
+	int64_t personal_daily;
+	int64_t business_new_amount;
+	int64_t business_new_daily;
+};
+
 struct config {
 	char *path; /* the file it came from, or NULL for the embedded default */
 	struct {
@@ -54,6 +80,9 @@ struct config {
 		enum overseas_mode personal_overseas;
 		int unknown_currency_step_up;  /* extension */
 		unsigned business_new_months;  /* extension: "new entity" age */
+		unsigned disabled_rules;       /* extension: enum config_rule bits */
+		struct config_thresholds currencies[CONFIG_MAX_CURRENCIES]; /* extension */
+		size_t n_currencies;
 	} policy;
 	struct {
 		char *rir_file;

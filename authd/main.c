@@ -1,0 +1,226 @@
+/*
+ * authd: flags, startup and shutdown. A request's path from here:
+ * server.c (socket, framing, workers) -> ops.c (envelope, role check,
+ * dispatch table) -> ops_*.c -> policy.c / plugin / token.c / store ->
+ * audit -> reply.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+static struct authd *g_daemon; /* for the plugin host's config callback */
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: authd [options]\n"
+	        "  -c, --config FILE     INI configuration (default: none, built-in defaults)\n"
+	        "  -s, --socket PATH     Unix socket to listen on ([server] socket;\n"
+	        "                        default /run/authd/authd.sock)\n"
+	        "  -d, --state-dir DIR   state directory: store, signing keys, template key\n"
+	        "                        ([server] state_dir; default /var/lib/authd)\n"
+	        "  -p, --plugin-dir DIR  authenticator plugins ([plugins] dir; default: the build tree)\n"
+	        "  -f, --foreground      stay in the foreground and log to stderr\n"
+	        "  -w, --workers N       worker threads ([server] workers; default 8 x cores)\n"
+	        "      --debug           log debug messages\n"
+	        "      --check-config    load the configuration, report problems and exit\n"
+	        "  -V, --version         print the version and exit\n"
+	        "  -h, --help            this help\n"
+	        "Signals: SIGHUP reloads the configuration, geolocation data and signing keys;\n"
+	        "SIGTERM/SIGINT stop accepting, finish in-flight requests and exit.\n");
+}
+
+static void
+host_log(int prio, const char *msg)
+{
+	log_msg(prio, "plugin: %s", msg);
+}
+
+static const char *
+host_config(const char *section, const char *key)
+{
+	/* Plugins read config during init (main thread) only; the first snapshot lives as long as they do. */
+	return g_daemon && g_daemon->snap ? config_get(g_daemon->snap->cfg, section, key) : NULL;
+}
+
+static const struct authd_plugin_host plugin_host = {
+	.abi = AUTHD_PLUGIN_ABI,
+	.size = sizeof(struct authd_plugin_host),
+	.log = host_log,
+	.config = host_config,
+};
+
+struct flags {
+	const char *config, *socket, *state_dir, *plugin_dir;
+	int foreground, debug, check, workers;
+};
+
+static int
+load_config(const struct flags *fl, struct config **out, struct geo **geo)
+{
+	char err[512];
+	int r = config_load(fl->config, out, err, sizeof err);
+	if (r < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return r;
+	}
+	struct config *c = *out;
+	/* Flags override the file. */
+	if (fl->socket && (free(c->server.socket), c->server.socket = strdup(fl->socket)) == NULL)
+		return AUTHD_ERR_NOMEM;
+	if (fl->state_dir && (free(c->server.state_dir), c->server.state_dir = strdup(fl->state_dir)) == NULL)
+		return AUTHD_ERR_NOMEM;
+	if (fl->plugin_dir && (free(c->plugins.dir), c->plugins.dir = strdup(fl->plugin_dir)) == NULL)
+		return AUTHD_ERR_NOMEM;
+	if (fl->workers > 0)
+		c->server.workers = (unsigned)fl->workers;
+	if ((r = geo_load(c->geo.rir_file, c->geo.mmdb, geo, err, sizeof err)) < 0) {
+		log_msg(LOG_ERR, "geolocation: %s", err);
+		config_free(out);
+		return r;
+	}
+	return 0;
+}
+
+static struct flags g_flags;
+
+static void
+reload(struct authd *d)
+{
+	struct config *c = NULL;
+	struct geo *g = NULL;
+	char err[512];
+	if (load_config(&g_flags, &c, &g) < 0) {
+		log_msg(LOG_ERR, "reload failed; keeping the running configuration");
+		return;
+	}
+	if (token_keyring_reload(d->keys, c->token.alg, err, sizeof err) < 0)
+		log_msg(LOG_ERR, "reload of signing keys failed (%s); keeping the loaded keys", err);
+	authd_snap_set(d, c, g);
+	log_msg(LOG_INFO, "configuration reloaded");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},   {"socket", required_argument, NULL, 's'},
+		{"state-dir", required_argument, NULL, 'd'}, {"plugin-dir", required_argument, NULL, 'p'},
+		{"foreground", no_argument, NULL, 'f'},      {"workers", required_argument, NULL, 'w'},
+		{"debug", no_argument, NULL, 1},             {"check-config", no_argument, NULL, 2},
+		{"version", no_argument, NULL, 'V'},         {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct authd d = {0};
+	struct config *cfg = NULL;
+	struct geo *geo = NULL;
+	char err[512];
+	int c, rc = 1;
+
+	while ((c = getopt_long(argc, argv, "c:s:d:p:fw:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': g_flags.config = optarg; break;
+		case 's': g_flags.socket = optarg; break;
+		case 'd': g_flags.state_dir = optarg; break;
+		case 'p': g_flags.plugin_dir = optarg; break;
+		case 'f': g_flags.foreground = 1; break;
+		case 'w':
+			g_flags.workers = atoi(optarg);
+			if (g_flags.workers < 1 || g_flags.workers > 1024) {
+				fprintf(stderr, "authd: --workers takes 1 to 1024\n");
+				return 2;
+			}
+			break;
+		case 1: g_flags.debug = 1; break;
+		case 2: g_flags.check = 1; break;
+		case 'V': printf("authd %s\n", AUTHD_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("authd", g_flags.foreground || g_flags.check || getenv("INVOCATION_ID") != NULL, g_flags.debug);
+	if (load_config(&g_flags, &cfg, &geo) < 0)
+		return 1;
+	if (g_flags.check) {
+		printf("configuration OK\n");
+		config_free(&cfg);
+		geo_free(&geo);
+		return 0;
+	}
+	/* Signals are taken through a signalfd in the server's I/O thread. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	pthread_mutex_init(&d.snap_mu, NULL);
+	d.started = util_now();
+	g_daemon = &d;
+	authd_snap_set(&d, cfg, geo);
+	cfg = d.snap->cfg;
+
+	if (mkdir(cfg->server.state_dir, 0700) != 0 && errno != EEXIST) {
+		log_msg(LOG_ERR, "cannot create state dir %s: %s", cfg->server.state_dir, strerror(errno));
+		goto out;
+	}
+	if (token_keyring_load(cfg->server.state_dir, cfg->token.alg, &d.keys, err, sizeof err) < 0 ||
+	    tmpl_key_load(cfg->server.state_dir, &d.tmpl, err, sizeof err) < 0 ||
+	    store_open(cfg, &d.store, err, sizeof err) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		goto out;
+	}
+	const char *pdir = cfg->plugins.dir ? cfg->plugins.dir : AUTHD_BUILD_PLUGIN_DIR;
+	if (plugin_load_dir(pdir, &plugin_host, &d.plugins) < 0) {
+		log_msg(LOG_ERR, "cannot load plugins from %s", pdir);
+		goto out;
+	}
+	for (size_t i = 0; i < d.plugins->n; i++)
+		log_msg(LOG_INFO, "plugin %s loaded from %s", d.plugins->p[i].api->name, d.plugins->p[i].path);
+	if (d.plugins->skipped[0])
+		log_msg(LOG_WARNING, "plugins skipped: %s", d.plugins->skipped);
+
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	struct server_opts so = {
+		.socket_path = cfg->server.socket,
+		.workers = cfg->server.workers ? cfg->server.workers : (unsigned)(cores > 0 ? cores : 2) * 8,
+		.max_frame = cfg->server.max_frame,
+		.idle_timeout = cfg->server.idle_timeout,
+		.frame_timeout = 10,
+		.max_connections = cfg->server.max_connections,
+		.max_inflight = 256,
+		.reload = reload,
+	};
+	log_msg(LOG_INFO, "authd %s: state %s, store %s, token %s, config %s", AUTHD_VERSION, cfg->server.state_dir,
+	        store_kind(d.store), cfg->token.alg, cfg->path ? cfg->path : "(built-in defaults)");
+	if (server_run(&d, &so) == 0)
+		rc = 0;
+	log_msg(LOG_INFO, "stopped");
+out:
+	plugin_set_free(&d.plugins);
+	store_close(&d.store);
+	token_keyring_free(&d.keys);
+	tmpl_key_free(&d.tmpl);
+	struct authd_snap *s = d.snap;
+	d.snap = NULL;
+	authd_snap_put(&s);
+	pthread_mutex_destroy(&d.snap_mu);
+	return rc;
+}

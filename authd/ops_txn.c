@@ -1,0 +1,286 @@
+/*
+ * Transfers: assess (policy decision, challenge or token), verify (step-up
+ * through a plugin) and redeem (single use of a token).
+ *
+ * Every store change and its audit record commit together in one
+ * store_write(); a token is signed only after that commit, so no token
+ * leaves the daemon without its durable audit record.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "approval.h"
+#include "audit.h"
+#include "daemon.h"
+#include "ops.h"
+#include "policy.h"
+#include "store.h"
+#include "txn.h"
+#include "util.h"
+
+#define CHALLENGE_PREFIX "ch_"
+
+/* ---------------- assess ---------------- */
+
+struct assess_job {
+	struct op_ctx *ctx;
+	const struct txn *t;
+	const struct geo_result *geo;
+	const char *methods_json; /* lent */
+	/* out */
+	struct policy_decision dec;
+	int replay;               /* same txn id seen before */
+	char result[16];
+	char *reasons;            /* JSON text */
+	char jti[40];
+	struct store_challenge ch;
+	json_t *allow;            /* credential ids offered */
+	char msg[256];
+};
+
+static int
+assess_challenge(struct store_tx *tx, struct assess_job *j)
+{
+	const struct txn *t = j->t;
+	const struct config *cfg = j->ctx->cfg;
+	struct store_cred *creds = NULL;
+	size_t n = 0;
+	uint8_t rnd[32], buf[13 + 32 + 32];
+	int r;
+
+	memset(&j->ch, 0, sizeof j->ch);
+	TRY(op_new_id(CHALLENGE_PREFIX, j->ch.id, sizeof j->ch.id));
+	TRY(util_random(rnd, sizeof rnd));
+	/* SHA-256("authd-chal-v1" || txn_hash || 32 random bytes): bound to this transfer. */
+	memcpy(buf, "authd-chal-v1", 13);
+	memcpy(buf + 13, t->hash, 32);
+	memcpy(buf + 45, rnd, 32);
+	TRY(util_sha256(buf, sizeof buf, j->ch.challenge));
+	snprintf(j->ch.kind, sizeof j->ch.kind, "txn");
+	snprintf(j->ch.subject, sizeof j->ch.subject, "%s", t->customer);
+	snprintf(j->ch.txn_id, sizeof j->ch.txn_id, "%s", t->id);
+	memcpy(j->ch.txn_hash, t->hash, 32);
+	j->ch.created = j->ctx->now;
+	j->ch.expires = j->ctx->now + cfg->fido2.challenge_ttl;
+	j->ch.state = CHALLENGE_PENDING;
+
+	if ((r = store_cred_list(tx, t->customer, "fido2", &creds, &n)) < 0)
+		return r;
+	json_decref(j->allow);
+	j->allow = json_array();
+	for (size_t i = 0; j->allow && i < n; i++) {
+		if (creds[i].state != CRED_ACTIVE)
+			continue;
+		char *id = b64url_encode(creds[i].id, creds[i].id_len);
+		if (id)
+			json_array_append_new(j->allow, json_string(id));
+		free(id);
+	}
+	store_creds_free(&creds, n);
+	if (j->allow == NULL)
+		return AUTHD_ERR_NOMEM;
+	json_t *body = json_pack("{s:s,s:s,s:i,s:I,s:s,s:s,s:O,s:o}", "customer", t->customer, "account", t->account,
+	                         "account_type", (int)t->account_type, "amount", (json_int_t)t->amount, "currency",
+	                         t->currency, "device_id", t->device_id, "allow", j->allow, "reasons",
+	                         json_loads(j->reasons, 0, NULL));
+	if (body == NULL)
+		return AUTHD_ERR_NOMEM;
+	j->ch.body = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (j->ch.body == NULL)
+		return AUTHD_ERR_NOMEM;
+	return store_challenge_put(tx, &j->ch);
+}
+
+static int
+assess_fn(struct store_tx *tx, void *arg)
+{
+	struct assess_job *j = arg;
+	const struct txn *t = j->t;
+	struct op_ctx *ctx = j->ctx;
+	struct store_decision prior = {0};
+	char hash_hex[65];
+	int r;
+
+	hex_encode(t->hash, 32, hash_hex);
+	r = store_decision_get(tx, t->id, &prior);
+	if (r == 0) {
+		/* Idempotent retry: same decision, never counted twice. */
+		if (!util_ct_equal(prior.txn_hash, 32, t->hash, 32)) {
+			free(prior.reasons);
+			snprintf(j->msg, sizeof j->msg, "transaction id '%.128s' was assessed with different content", t->id);
+			return AUTHD_ERR_CONFLICT;
+		}
+		j->replay = 1;
+		snprintf(j->result, sizeof j->result, "%s", prior.result);
+		j->reasons = prior.reasons;
+		if (strcmp(prior.result, "step_up") == 0) {
+			struct store_challenge old;
+			r = store_challenge_get(tx, prior.challenge_id, &old);
+			if (r == 0 && old.state == CHALLENGE_PENDING && old.expires > ctx->now) {
+				json_t *body = json_loads(old.body, 0, NULL);
+				j->allow = json_incref(json_object_get(body, "allow"));
+				json_decref(body);
+				free(old.body);
+				old.body = NULL;
+				j->ch = old;
+			} else {
+				free(old.body);
+				TRY(assess_challenge(tx, j));
+				snprintf(prior.challenge_id, sizeof prior.challenge_id, "%s", j->ch.id);
+				prior.reasons = j->reasons;
+				TRY(store_decision_put(tx, t->id, &prior));
+			}
+		}
+	} else if (r == AUTHD_ERR_NOT_FOUND) {
+		struct policy_facts f = {0};
+		struct store_lockout lo;
+		TRY(store_frozen_get(tx, t->account, &f.account_frozen));
+		TRY(store_lockout_get(tx, t->customer, &lo));
+		f.customer_locked = lo.locked;
+		TRY(store_device_seen(tx, t->customer, t->device_id, &f.device_seen));
+		TRY(store_total_get(tx, t->customer, (int)t->account_type, t->currency, txn_day_vn(ctx->now),
+		                    &f.approved_today_same_type));
+		policy_decide(ctx->cfg, t, j->geo, &f, ctx->now, &j->dec);
+		snprintf(j->result, sizeof j->result, "%s", policy_result_name(j->dec.result));
+		if ((j->reasons = op_reasons_text(j->dec.reasons, j->dec.n_reasons)) == NULL)
+			return AUTHD_ERR_NOMEM;
+		struct store_decision d = {.reasons = j->reasons, .created = ctx->now};
+		memcpy(d.txn_hash, t->hash, 32);
+		snprintf(d.result, sizeof d.result, "%s", j->result);
+		if (j->dec.result == POLICY_STEP_UP) {
+			TRY(assess_challenge(tx, j));
+			snprintf(d.challenge_id, sizeof d.challenge_id, "%s", j->ch.id);
+		}
+		TRY(store_decision_put(tx, t->id, &d));
+		if (j->dec.result == POLICY_ALLOW) {
+			struct store_approval a = {t->id, t->customer, t->currency, t->device_id, (int)t->account_type,
+			                           txn_day_vn(ctx->now), t->amount, ctx->now};
+			int added;
+			TRY(store_approval_add(tx, &a, &added));
+		}
+	} else
+		return r;
+
+	if (strcmp(j->result, "allow") == 0)
+		TRY(op_new_id("", j->jti, sizeof j->jti));
+	struct audit_rec rec = {
+		.ts = ctx->now,
+		.type = j->replay ? "assess_retry" : "assess",
+		.customer = t->customer,
+		.account = t->account,
+		.txn_hash = hash_hex,
+		.result = j->result,
+		.reasons = j->reasons,
+		.jti = j->jti[0] ? j->jti : NULL,
+		.actor = ctx->actor,
+	};
+	return store_audit_append(tx, &rec);
+}
+
+int
+op_assess(struct op_ctx *ctx, const json_t *req, json_t *reply)
+{
+	struct txn t;
+	struct geo_result geo;
+	struct assess_job j = {.ctx = ctx};
+	int r;
+
+	if ((r = txn_parse(json_object_get(req, "txn"), ctx->now, &t, ctx->msg, sizeof ctx->msg)) < 0)
+		return r;
+	geo_lookup(ctx->snap->geo, t.src_ip, &geo);
+	j.t = &t;
+	j.geo = &geo;
+	r = store_write(ctx->d->store, assess_fn, &j);
+	if (r < 0) {
+		if (j.msg[0])
+			snprintf(ctx->msg, sizeof ctx->msg, "%s", j.msg);
+		goto out;
+	}
+	json_t *reasons = json_loads(j.reasons, 0, NULL);
+	if (reasons == NULL || json_object_set_new(reply, "result", json_string(j.result)) != 0 ||
+	    json_object_set_new(reply, "reasons", reasons) != 0) {
+		r = AUTHD_ERR_NOMEM;
+		goto out;
+	}
+	if (strcmp(j.result, "allow") == 0) {
+		atomic_fetch_add(&ctx->d->n_allow, 1);
+		struct approval a = {.subject = t.customer, .txn_id = t.id, .reasons = reasons, .jti = j.jti};
+		memcpy(a.txn_hash, t.hash, 32);
+		char *token = NULL;
+		if ((r = approval_token(ctx, &a, &token)) < 0)
+			goto out;
+		json_object_set_new(reply, "token", json_string(token));
+		free(token);
+	} else if (strcmp(j.result, "step_up") == 0) {
+		atomic_fetch_add(&ctx->d->n_step_up, 1);
+		json_t *c = approval_challenge_json(ctx, &j.ch, j.allow);
+		if (c == NULL) {
+			r = AUTHD_ERR_NOMEM;
+			goto out;
+		}
+		json_object_set_new(reply, "challenge", c);
+	} else
+		atomic_fetch_add(&ctx->d->n_deny, 1);
+	r = 0;
+out:
+	free(j.reasons);
+	free(j.ch.body);
+	json_decref(j.allow);
+	return r;
+}
+
+/* ---------------- redeem ---------------- */
+
+struct redeem_job {
+	struct op_ctx *ctx;
+	const char *jti, *sub;
+	int64_t exp;
+	char txn_hash[65];
+};
+
+static int
+redeem_fn(struct store_tx *tx, void *arg)
+{
+	struct redeem_job *j = arg;
+	TRY(store_jti_redeem(tx, j->jti, j->exp, j->ctx->now));
+	struct audit_rec rec = {.ts = j->ctx->now, .type = "redeem", .customer = j->sub,
+	                        .txn_hash = j->txn_hash[0] ? j->txn_hash : NULL, .result = "redeemed",
+	                        .jti = j->jti, .actor = j->ctx->actor};
+	return store_audit_append(tx, &rec);
+}
+
+int
+op_redeem(struct op_ctx *ctx, const json_t *req, json_t *reply)
+{
+	const char *token;
+	json_t *claims = NULL;
+	int r;
+
+	TRY(op_get_str(ctx, req, "token", TOKEN_MAX_LEN, 1, &token));
+	if ((r = approval_check(ctx, token, &claims)) < 0)
+		return r;
+	struct redeem_job j = {.ctx = ctx};
+	j.jti = json_string_value(json_object_get(claims, "jti"));
+	j.sub = json_string_value(json_object_get(claims, "sub"));
+	j.exp = json_integer_value(json_object_get(claims, "exp"));
+	const char *h = json_string_value(json_object_get(json_object_get(claims, "txn"), "hash"));
+	if (h != NULL) {
+		uint8_t raw[32];
+		size_t hl = strlen(h);
+		uint8_t *dec = NULL;
+		size_t dl = 0;
+		if (hl < 64 && b64url_decode(h, hl, 32, &dec, &dl) == 0 && dl == 32) {
+			memcpy(raw, dec, 32);
+			hex_encode(raw, 32, j.txn_hash);
+		}
+		free(dec);
+	}
+	r = store_write(ctx->d->store, redeem_fn, &j);
+	if (r == AUTHD_ERR_CONFLICT)
+		snprintf(ctx->msg, sizeof ctx->msg, "token was already redeemed");
+	else if (r == 0)
+		r = json_object_set_new(reply, "result", json_string("redeemed")) == 0 ? 0 : AUTHD_ERR_NOMEM;
+	json_decref(claims);
+	return r;
+}

@@ -1,0 +1,117 @@
+#include "proto.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+int
+proto_frame_peek(const uint8_t *buf, size_t len, size_t max_frame, size_t *payload_len)
+{
+	if (len < PROTO_HDR_LEN)
+		return 0;
+	uint32_t n = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
+	if (n > max_frame)
+		return AUTHD_ERR_TOO_LARGE;
+	if (n == 0)
+		return AUTHD_ERR_BAD_REQUEST;
+	if (len - PROTO_HDR_LEN < n)
+		return 0;
+	*payload_len = n;
+	return 1;
+}
+
+void
+proto_req_clear(struct proto_req *req)
+{
+	json_decref(req->root);
+	memset(req, 0, sizeof *req);
+}
+
+int
+proto_parse(const uint8_t *payload, size_t len, struct proto_req *req, char *msg, size_t msglen)
+{
+	json_error_t jerr;
+	memset(req, 0, sizeof *req);
+	/* jansson rejects invalid UTF-8 and \u0000; duplicate keys are refused too. */
+	req->root = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (req->root == NULL) {
+		snprintf(msg, msglen, "invalid JSON: %s at byte %d", jerr.text, jerr.position);
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	if (!json_is_object(req->root)) {
+		snprintf(msg, msglen, "request must be a JSON object");
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	json_t *id = json_object_get(req->root, "id");
+	if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > PROTO_MAX_ID ||
+	    !util_is_clean_utf8(json_string_value(id), json_string_length(id))) {
+		snprintf(msg, msglen, "'id' must be a non-empty string of at most %d characters", PROTO_MAX_ID);
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	memcpy(req->id, json_string_value(id), json_string_length(id) + 1);
+	json_t *v = json_object_get(req->root, "v");
+	if (!json_is_integer(v)) {
+		snprintf(msg, msglen, "'v' must be the integer %d", PROTO_VERSION);
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	if (json_integer_value(v) != PROTO_VERSION) {
+		snprintf(msg, msglen, "protocol version %lld is not supported (this is v%d)",
+		         (long long)json_integer_value(v), PROTO_VERSION);
+		return AUTHD_ERR_UNSUPPORTED;
+	}
+	json_t *op = json_object_get(req->root, "op");
+	if (!json_is_string(op) || json_string_length(op) == 0 || json_string_length(op) > 64) {
+		snprintf(msg, msglen, "'op' must be a non-empty string");
+		return AUTHD_ERR_BAD_REQUEST;
+	}
+	req->op = json_string_value(op);
+	return 0;
+}
+
+json_t *
+proto_reply_ok(const char *id, json_t *body)
+{
+	json_t *r = body ? body : json_object();
+	if (r == NULL)
+		return NULL;
+	if (json_object_set_new(r, "v", json_integer(PROTO_VERSION)) != 0 ||
+	    json_object_set_new(r, "id", id && id[0] ? json_string(id) : json_null()) != 0 ||
+	    json_object_set_new(r, "ok", json_true()) != 0) {
+		json_decref(r);
+		return NULL;
+	}
+	return r;
+}
+
+json_t *
+proto_reply_err(const char *id, int err, const char *msg)
+{
+	return json_pack("{s:i,s:o,s:b,s:{s:s,s:s}}", "v", PROTO_VERSION, "id",
+	                 id && id[0] ? json_string(id) : json_null(), "ok", 0, "error", "code",
+	                 authd_wire_code(err), "message", msg && msg[0] ? msg : authd_strerror(err));
+}
+
+int
+proto_encode(const json_t *v, uint8_t **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+	if (n == 0 || n > UINT32_MAX)
+		return AUTHD_ERR_INTERNAL;
+	uint8_t *buf = malloc(PROTO_HDR_LEN + n);
+	if (buf == NULL)
+		return AUTHD_ERR_NOMEM;
+	if (json_dumpb(v, (char *)buf + PROTO_HDR_LEN, n, JSON_COMPACT) != n) {
+		free(buf);
+		return AUTHD_ERR_INTERNAL;
+	}
+	buf[0] = (uint8_t)(n >> 24);
+	buf[1] = (uint8_t)(n >> 16);
+	buf[2] = (uint8_t)(n >> 8);
+	buf[3] = (uint8_t)n;
+	*out = buf;
+	*len = PROTO_HDR_LEN + n;
+	return 0;
+}

@@ -1,0 +1,48 @@
+/*
+ * Wire protocol v1 (DESIGN.md section 4): the one parser for frames and the
+ * request envelope, and the reply encoder. Pure functions; thread-safe.
+ */
+#ifndef AUTHD_PROTO_H
+#define AUTHD_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "err.h"
+
+#define PROTO_VERSION 1
+#define PROTO_HDR_LEN 4
+#define PROTO_MAX_ID 128
+#define PROTO_DEFAULT_MAX_FRAME (8u << 20)
+
+/*
+ * Looks at buffered bytes: returns 0 when a whole frame is not there yet,
+ * 1 with *payload_len set when buf holds PROTO_HDR_LEN + *payload_len bytes
+ * of a frame, AUTHD_ERR_TOO_LARGE when the announced length exceeds
+ * max_frame, AUTHD_ERR_BAD_REQUEST for a zero length.
+ */
+int proto_frame_peek(const uint8_t *buf, size_t len, size_t max_frame, size_t *payload_len);
+
+struct proto_req {
+	json_t *root;   /* owned; free with proto_req_clear */
+	char id[PROTO_MAX_ID + 1];
+	const char *op; /* borrowed from root */
+};
+
+/*
+ * Parses a frame payload into the envelope. On error, req->id holds the
+ * request id when it could be read ("" otherwise) and msg says why.
+ */
+int proto_parse(const uint8_t *payload, size_t len, struct proto_req *req, char *msg, size_t msglen) AUTHD_WUR;
+void proto_req_clear(struct proto_req *req);
+
+/* Reply envelopes. body (stolen) holds the op's fields; NULL for none. */
+json_t *proto_reply_ok(const char *id, json_t *body);
+json_t *proto_reply_err(const char *id, int err, const char *msg);
+
+/* Serialises a JSON value as one frame (length prefix + compact JSON). Caller frees *out. */
+int proto_encode(const json_t *v, uint8_t **out, size_t *len) AUTHD_WUR;
+
+#endif

@@ -1,0 +1,685 @@
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "ops.h"
+#include "proto.h"
+#include "util.h"
+
+#define READ_CHUNK 65536
+#define OUT_PAUSE (4u << 20) /* stop reading a connection whose replies pile up */
+
+struct pending {
+	uint8_t *payload; /* NULL: a framing error to report (err) */
+	size_t len;
+	int err;
+	struct pending *next;
+};
+
+struct conn {
+	int fd;
+	struct peer peer;
+	atomic_int refs;
+	pthread_mutex_t mu;
+	/* I/O thread only */
+	uint8_t *in;
+	size_t in_len, in_cap;
+	uint64_t last_ns, partial_ns;
+	int registered;
+	struct conn *prev_all, *next_all;
+	/* under mu */
+	struct pending *q_head, *q_tail;
+	size_t q_n;
+	uint8_t *out;
+	size_t out_len, out_off, out_cap;
+	int scheduled;    /* queued for or held by a worker */
+	int read_closed;  /* peer sent EOF or a fatal framing error: no more requests */
+	int dead;         /* write failed: drop everything */
+	int paused;       /* EPOLLIN off for back-pressure */
+	int want_out;     /* EPOLLOUT on */
+	int attention;    /* on the I/O thread's attention list */
+	struct conn *next_run, *next_attn;
+};
+
+struct server {
+	struct authd *d;
+	const struct server_opts *o;
+	int epfd, lfd, sigfd, evfd;
+	struct conn *all;
+	unsigned n_conns;
+	pthread_t *workers;
+	unsigned n_workers;
+	pthread_mutex_t run_mu;
+	pthread_cond_t run_cv;
+	struct conn *run_head, *run_tail;
+	int stopping;
+	pthread_mutex_t attn_mu;
+	struct conn *attn;
+	struct conn *grave; /* dropped this loop turn; unref'd after the event batch */
+};
+
+static void
+conn_ref(struct conn *c)
+{
+	atomic_fetch_add(&c->refs, 1);
+}
+
+static void
+conn_unref(struct conn *c)
+{
+	if (atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	for (struct pending *p = c->q_head, *n; p; p = n) {
+		n = p->next;
+		util_free_secret(&p->payload, p->len);
+		free(p);
+	}
+	close(c->fd);
+	util_free_secret(&c->in, c->in_cap);
+	util_free_secret(&c->out, c->out_cap);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+static void
+epoll_set(struct server *s, struct conn *c, int in, int out)
+{
+	struct epoll_event ev = {.events = (in ? EPOLLIN : 0) | (out ? EPOLLOUT : 0) | EPOLLRDHUP, .data.ptr = c};
+	(void)epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Asks the I/O thread to look at c (resume reading, close). Caller holds c->mu. */
+static void
+need_attention(struct server *s, struct conn *c)
+{
+	if (c->attention)
+		return;
+	c->attention = 1;
+	conn_ref(c);
+	pthread_mutex_lock(&s->attn_mu);
+	c->next_attn = s->attn;
+	s->attn = c;
+	pthread_mutex_unlock(&s->attn_mu);
+	uint64_t one = 1;
+	(void)!write(s->evfd, &one, sizeof one);
+}
+
+/* Writes what it can of c->out. Caller holds c->mu. */
+static void
+flush_out(struct server *s, struct conn *c)
+{
+	while (c->out_off < c->out_len && !c->dead) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!c->want_out) {
+				c->want_out = 1;
+				epoll_set(s, c, !c->paused && !c->read_closed, 1);
+			}
+			return;
+		}
+		c->dead = 1;
+	}
+	c->out_off = c->out_len = 0;
+	if (c->want_out) {
+		c->want_out = 0;
+		epoll_set(s, c, !c->paused && !c->read_closed, 0);
+	}
+}
+
+static int
+append_out(struct conn *c, const uint8_t *data, size_t len)
+{
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+		while (cap < c->out_len + len)
+			cap *= 2;
+		uint8_t *n = realloc(c->out, cap);
+		if (n == NULL)
+			return AUTHD_ERR_NOMEM;
+		c->out = n;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
+	return 0;
+}
+
+static void
+schedule(struct server *s, struct conn *c)
+{
+	/* caller holds c->mu */
+	if (c->scheduled || c->q_head == NULL)
+		return;
+	c->scheduled = 1;
+	conn_ref(c);
+	pthread_mutex_lock(&s->run_mu);
+	c->next_run = NULL;
+	if (s->run_tail)
+		s->run_tail->next_run = c;
+	else
+		s->run_head = c;
+	s->run_tail = c;
+	pthread_cond_signal(&s->run_cv);
+	pthread_mutex_unlock(&s->run_mu);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct server *s = arg;
+	for (;;) {
+		pthread_mutex_lock(&s->run_mu);
+		while (s->run_head == NULL && !s->stopping)
+			pthread_cond_wait(&s->run_cv, &s->run_mu);
+		struct conn *c = s->run_head;
+		if (c == NULL) {
+			pthread_mutex_unlock(&s->run_mu);
+			return NULL;
+		}
+		s->run_head = c->next_run;
+		if (s->run_head == NULL)
+			s->run_tail = NULL;
+		pthread_mutex_unlock(&s->run_mu);
+
+		pthread_mutex_lock(&c->mu);
+		struct pending *p = c->q_head;
+		c->q_head = p->next;
+		if (c->q_head == NULL)
+			c->q_tail = NULL;
+		c->q_n--;
+		int dead = c->dead;
+		pthread_mutex_unlock(&c->mu);
+
+		uint8_t *reply = NULL;
+		size_t reply_len = 0;
+		if (!dead)
+			ops_handle_frame(s->d, &c->peer, p->payload, p->len, p->err, &reply, &reply_len);
+		util_free_secret(&p->payload, p->len);
+		free(p);
+
+		pthread_mutex_lock(&c->mu);
+		if (reply != NULL && !c->dead) {
+			if (append_out(c, reply, reply_len) < 0)
+				c->dead = 1;
+			else
+				flush_out(s, c);
+		}
+		free(reply);
+		c->scheduled = 0;
+		if (!c->dead && c->q_head != NULL)
+			schedule(s, c);
+		else if (c->dead || c->read_closed || c->paused)
+			need_attention(s, c);
+		pthread_mutex_unlock(&c->mu);
+		conn_unref(c);
+	}
+}
+
+static void
+conn_drop(struct server *s, struct conn *c)
+{
+	if (!c->registered)
+		return;
+	c->registered = 0;
+	(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	shutdown(c->fd, SHUT_RDWR);
+	if (c->prev_all)
+		c->prev_all->next_all = c->next_all;
+	else
+		s->all = c->next_all;
+	if (c->next_all)
+		c->next_all->prev_all = c->prev_all;
+	s->n_conns--;
+	pthread_mutex_lock(&c->mu);
+	c->dead = 1;
+	pthread_mutex_unlock(&c->mu);
+	/* Later events of this epoll batch may still name c: free it after the batch. */
+	c->next_all = s->grave;
+	s->grave = c;
+}
+
+static void
+bury(struct server *s)
+{
+	while (s->grave) {
+		struct conn *c = s->grave;
+		s->grave = c->next_all;
+		conn_unref(c);
+	}
+}
+
+/* I/O thread: decide whether a connection is finished or may read again. */
+static void
+conn_review(struct server *s, struct conn *c)
+{
+	if (!c->registered)
+		return;
+	pthread_mutex_lock(&c->mu);
+	int idle = !c->scheduled && c->q_head == NULL && c->out_len == 0;
+	int finished = c->dead || (c->read_closed && idle);
+	if (!finished && c->paused && c->q_n < s->o->max_inflight / 2 && c->out_len < OUT_PAUSE / 2 &&
+	    !s->stopping) {
+		c->paused = 0;
+		epoll_set(s, c, !c->read_closed, c->want_out);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (finished)
+		conn_drop(s, c);
+}
+
+static void
+enqueue(struct server *s, struct conn *c, uint8_t *payload, size_t len, int err)
+{
+	struct pending *p = calloc(1, sizeof *p);
+	pthread_mutex_lock(&c->mu);
+	if (p == NULL) {
+		c->dead = 1;
+		free(payload);
+	} else {
+		p->payload = payload;
+		p->len = len;
+		p->err = err;
+		if (c->q_tail)
+			c->q_tail->next = p;
+		else
+			c->q_head = p;
+		c->q_tail = p;
+		c->q_n++;
+		schedule(s, c);
+		if (c->q_n >= s->o->max_inflight || c->out_len >= OUT_PAUSE) {
+			c->paused = 1;
+			epoll_set(s, c, 0, c->want_out);
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void
+conn_read(struct server *s, struct conn *c)
+{
+	if (!c->registered)
+		return;
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		int stop = c->paused || c->read_closed || c->dead;
+		pthread_mutex_unlock(&c->mu);
+		if (stop)
+			break;
+		if (c->in_cap - c->in_len < READ_CHUNK) {
+			size_t cap = c->in_len + READ_CHUNK;
+			uint8_t *n = realloc(c->in, cap);
+			if (n == NULL) {
+				conn_drop(s, c);
+				return;
+			}
+			c->in = n;
+			c->in_cap = cap;
+		}
+		ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			pthread_mutex_lock(&c->mu);
+			c->read_closed = 1;
+			pthread_mutex_unlock(&c->mu);
+			epoll_set(s, c, 0, c->want_out);
+			break;
+		}
+		c->in_len += (size_t)n;
+		c->last_ns = util_mono_ns();
+		/* Cut out every whole frame. */
+		size_t off = 0;
+		for (;;) {
+			size_t plen = 0;
+			int r = proto_frame_peek(c->in + off, c->in_len - off, s->o->max_frame, &plen);
+			if (r == 0)
+				break;
+			if (r < 0) {
+				/* Framing is lost: report, then close after the queue drains. */
+				enqueue(s, c, NULL, 0, r);
+				pthread_mutex_lock(&c->mu);
+				c->read_closed = 1;
+				pthread_mutex_unlock(&c->mu);
+				epoll_set(s, c, 0, c->want_out);
+				off = c->in_len;
+				break;
+			}
+			uint8_t *payload = malloc(plen);
+			if (payload == NULL) {
+				conn_drop(s, c);
+				return;
+			}
+			memcpy(payload, c->in + off + PROTO_HDR_LEN, plen);
+			enqueue(s, c, payload, plen, 0);
+			off += PROTO_HDR_LEN + plen;
+		}
+		if (off > 0) {
+			memmove(c->in, c->in + off, c->in_len - off);
+			c->in_len -= off;
+		}
+		c->partial_ns = c->in_len > 0 ? (c->partial_ns ? c->partial_ns : c->last_ns) : 0;
+		/* Keep big frame buffers from lingering. */
+		if (c->in_len == 0 && c->in_cap > 4 * READ_CHUNK) {
+			util_free_secret(&c->in, c->in_cap);
+			c->in_cap = 0;
+		}
+	}
+	conn_review(s, c);
+}
+
+static void
+conn_accept(struct server *s)
+{
+	for (;;) {
+		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		struct ucred cred;
+		socklen_t cl = sizeof cred;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
+			close(fd);
+			continue;
+		}
+		struct authd_snap *snap = authd_snap_get(s->d);
+		unsigned roles = ops_roles_for(snap->cfg, cred.uid, cred.gid);
+		authd_snap_put(&snap);
+		if (roles == 0 || s->n_conns >= s->o->max_connections || s->stopping) {
+			if (roles == 0)
+				log_msg(LOG_WARNING, "refused connection from uid %u gid %u pid %d: not an allowed peer",
+				        (unsigned)cred.uid, (unsigned)cred.gid, (int)cred.pid);
+			else
+				log_msg(LOG_WARNING, "refused connection: %u connections open", s->n_conns);
+			close(fd);
+			continue;
+		}
+		struct conn *c = calloc(1, sizeof *c);
+		if (c == NULL) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->peer.uid = cred.uid;
+		c->peer.gid = cred.gid;
+		c->peer.pid = cred.pid;
+		c->peer.roles = roles;
+		atomic_init(&c->refs, 1);
+		pthread_mutex_init(&c->mu, NULL);
+		c->last_ns = util_mono_ns();
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+			conn_unref(c);
+			continue;
+		}
+		c->registered = 1;
+		c->next_all = s->all;
+		if (s->all)
+			s->all->prev_all = c;
+		s->all = c;
+		s->n_conns++;
+	}
+}
+
+static void
+sweep_timeouts(struct server *s)
+{
+	uint64_t now = util_mono_ns();
+	for (struct conn *c = s->all, *n; c; c = n) {
+		n = c->next_all;
+		pthread_mutex_lock(&c->mu);
+		int idle = !c->scheduled && c->q_head == NULL && c->out_len == 0;
+		pthread_mutex_unlock(&c->mu);
+		if (c->partial_ns && now - c->partial_ns > (uint64_t)s->o->frame_timeout * 1000000000ull) {
+			log_msg(LOG_INFO, "closing connection of uid %u: frame not completed in %us", (unsigned)c->peer.uid,
+			        s->o->frame_timeout);
+			conn_drop(s, c);
+		} else if (idle && c->in_len == 0 && now - c->last_ns > (uint64_t)s->o->idle_timeout * 1000000000ull)
+			conn_drop(s, c);
+	}
+}
+
+static void
+handle_attention(struct server *s)
+{
+	uint64_t v;
+	(void)!read(s->evfd, &v, sizeof v);
+	pthread_mutex_lock(&s->attn_mu);
+	struct conn *list = s->attn;
+	s->attn = NULL;
+	pthread_mutex_unlock(&s->attn_mu);
+	while (list) {
+		struct conn *c = list;
+		list = c->next_attn;
+		pthread_mutex_lock(&c->mu);
+		c->attention = 0;
+		pthread_mutex_unlock(&c->mu);
+		conn_review(s, c);
+		conn_unref(c);
+	}
+}
+
+static void
+conn_writable(struct server *s, struct conn *c)
+{
+	if (!c->registered)
+		return;
+	pthread_mutex_lock(&c->mu);
+	flush_out(s, c);
+	pthread_mutex_unlock(&c->mu);
+	conn_review(s, c);
+}
+
+static int
+listen_socket(const char *path, int *out)
+{
+	int fds = sd_listen_fds(1);
+	if (fds == 1 && sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) > 0) {
+		*out = SD_LISTEN_FDS_START;
+		(void)fcntl(*out, F_SETFL, O_NONBLOCK);
+		log_msg(LOG_INFO, "using the socket passed by systemd");
+		return 0;
+	}
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof sa.sun_path) {
+		log_msg(LOG_ERR, "socket path too long: %s", path);
+		return AUTHD_ERR_CONFIG;
+	}
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return AUTHD_ERR_IO;
+	/* A stale socket file from a dead daemon is replaced; a live one is not. */
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_msg(LOG_ERR, "%s exists and is not a socket", path);
+			close(fd);
+			return AUTHD_ERR_CONFIG;
+		}
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
+			log_msg(LOG_ERR, "another daemon is listening on %s", path);
+			close(probe);
+			close(fd);
+			return AUTHD_ERR_CONFIG;
+		}
+		if (probe >= 0)
+			close(probe);
+		unlink(path);
+	}
+	mode_t old = umask(0111); /* 0666: access is decided by SO_PEERCRED, before any parsing */
+	int r = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	umask(old);
+	if (r != 0 || listen(fd, 1024) != 0) {
+		log_msg(LOG_ERR, "cannot listen on %s: %s", path, strerror(errno));
+		close(fd);
+		return AUTHD_ERR_IO;
+	}
+	*out = fd;
+	return 0;
+}
+
+static int
+all_drained(struct server *s)
+{
+	for (struct conn *c = s->all; c; c = c->next_all) {
+		pthread_mutex_lock(&c->mu);
+		int busy = c->scheduled || c->q_head != NULL || (c->out_len > 0 && !c->dead);
+		pthread_mutex_unlock(&c->mu);
+		if (busy)
+			return 0;
+	}
+	return 1;
+}
+
+int
+server_run(struct authd *d, const struct server_opts *o)
+{
+	struct server s = {.d = d, .o = o, .epfd = -1, .lfd = -1, .sigfd = -1, .evfd = -1};
+	int r = AUTHD_ERR_IO;
+	sigset_t mask;
+	uint64_t drain_deadline = 0;
+
+	pthread_mutex_init(&s.run_mu, NULL);
+	pthread_cond_init(&s.run_cv, NULL);
+	pthread_mutex_init(&s.attn_mu, NULL);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if ((s.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+	    (s.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 || (s.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		goto out;
+	if ((r = listen_socket(o->socket_path, &s.lfd)) < 0)
+		goto out;
+	r = AUTHD_ERR_IO;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s.lfd};
+	if (epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.lfd, &ev) != 0)
+		goto out;
+	ev.data.ptr = &s.sigfd;
+	if (epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.sigfd, &ev) != 0)
+		goto out;
+	ev.data.ptr = &s.evfd;
+	if (epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.evfd, &ev) != 0)
+		goto out;
+	if ((s.workers = calloc(o->workers, sizeof *s.workers)) == NULL)
+		goto out;
+	for (; s.n_workers < o->workers; s.n_workers++)
+		if (pthread_create(&s.workers[s.n_workers], NULL, worker_main, &s) != 0)
+			goto out;
+
+	log_msg(LOG_INFO, "listening on %s with %u workers", o->socket_path, o->workers);
+	sd_notify(0, "READY=1\nSTATUS=serving");
+	uint64_t last_sweep = util_mono_ns();
+	for (;;) {
+		struct epoll_event evs[128];
+		int n = epoll_wait(s.epfd, evs, 128, 250);
+		if (n < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < n; i++) {
+			void *p = evs[i].data.ptr;
+			if (p == &s.lfd) {
+				conn_accept(&s);
+			} else if (p == &s.sigfd) {
+				struct signalfd_siginfo si;
+				while (read(s.sigfd, &si, sizeof si) == sizeof si) {
+					if (si.ssi_signo == SIGHUP) {
+						sd_notify(0, "RELOADING=1");
+						if (o->reload)
+							o->reload(d);
+						sd_notify(0, "READY=1");
+					} else if (!s.stopping) {
+						log_msg(LOG_INFO, "signal %u: draining", si.ssi_signo);
+						sd_notify(0, "STOPPING=1");
+						s.stopping = 1;
+						drain_deadline = util_mono_ns() + 10000000000ull;
+						(void)epoll_ctl(s.epfd, EPOLL_CTL_DEL, s.lfd, NULL);
+						for (struct conn *c = s.all; c; c = c->next_all) {
+							pthread_mutex_lock(&c->mu);
+							c->read_closed = 1;
+							epoll_set(&s, c, 0, c->want_out);
+							pthread_mutex_unlock(&c->mu);
+						}
+					}
+				}
+			} else if (p == &s.evfd) {
+				handle_attention(&s);
+			} else {
+				struct conn *c = p;
+				if (evs[i].events & EPOLLOUT)
+					conn_writable(&s, c);
+				if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+					conn_read(&s, c);
+			}
+		}
+		bury(&s);
+		uint64_t now = util_mono_ns();
+		if (now - last_sweep > 1000000000ull) {
+			sweep_timeouts(&s);
+			last_sweep = now;
+		}
+		if (s.stopping) {
+			for (struct conn *c = s.all, *nx; c; c = nx) {
+				nx = c->next_all;
+				conn_review(&s, c);
+			}
+			bury(&s);
+			if (all_drained(&s) || now > drain_deadline)
+				break;
+		}
+	}
+	r = 0;
+out:
+	pthread_mutex_lock(&s.run_mu);
+	s.stopping = 1;
+	pthread_cond_broadcast(&s.run_cv);
+	pthread_mutex_unlock(&s.run_mu);
+	for (unsigned i = 0; i < s.n_workers; i++)
+		pthread_join(s.workers[i], NULL);
+	free(s.workers);
+	while (s.all)
+		conn_drop(&s, s.all);
+	handle_attention(&s);
+	bury(&s);
+	if (s.lfd >= 0) {
+		close(s.lfd);
+		if (sd_listen_fds(0) <= 0)
+			unlink(o->socket_path);
+	}
+	if (s.epfd >= 0)
+		close(s.epfd);
+	if (s.sigfd >= 0)
+		close(s.sigfd);
+	if (s.evfd >= 0)
+		close(s.evfd);
+	pthread_mutex_destroy(&s.run_mu);
+	pthread_cond_destroy(&s.run_cv);
+	pthread_mutex_destroy(&s.attn_mu);
+	return r;
+}

@@ -1,0 +1,35 @@
+/*
+ * The socket server: one I/O thread (epoll: accept, read, frame, write
+ * back-pressure, idle and slowloris timeouts, signals) and a pool of worker
+ * threads that run requests. A connection's requests run one at a time in
+ * arrival order, so pipelined replies come back in order; different
+ * connections run in parallel, so a slow face match on one never delays
+ * another's assess. Started and stopped from the main thread.
+ */
+#ifndef AUTHD_SERVER_H
+#define AUTHD_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+struct authd;
+
+struct server_opts {
+	const char *socket_path;
+	unsigned workers;
+	size_t max_frame;
+	unsigned idle_timeout;    /* seconds without a request before closing an idle connection */
+	unsigned frame_timeout;   /* seconds a partial frame may take to arrive */
+	unsigned max_connections;
+	unsigned max_inflight;    /* queued requests per connection before reading pauses */
+	/* Called on SIGHUP from the I/O thread. */
+	void (*reload)(struct authd *d);
+};
+
+/* Serves until SIGTERM/SIGINT, then drains in-flight requests and returns. */
+int server_run(struct authd *d, const struct server_opts *o) AUTHD_WUR;
+
+#endif

@@ -1,0 +1,151 @@
+/*
+ * The store: everything authd remembers (challenges, idempotent decisions,
+ * approvals and daily totals, devices, frozen accounts, lockouts, redeemed
+ * token ids, credentials and templates, the audit chain).
+ *
+ * Writes go through store_write(): the function runs on the store's single
+ * writer thread inside a batch transaction together with other callers'
+ * functions (each in its own savepoint, so one failure does not undo the
+ * others), and store_write() returns only after the batch is durably
+ * committed (group commit). A function that returns < 0 has all of its
+ * changes rolled back. Reads that need no atomicity with a write use
+ * store_read() (a per-thread read-only snapshot).
+ *
+ * All SQL lives in the backend files (store_sqlite.c, later store_pg.c).
+ * Threading: store_write/store_read may be called from any thread; the
+ * store_tx_* functions only from inside the fn they were handed to.
+ */
+#ifndef AUTHD_STORE_H
+#define AUTHD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+
+struct store;
+struct store_tx;
+struct audit_rec;
+
+typedef int (*store_fn)(struct store_tx *tx, void *arg);
+
+int store_open(const struct config *cfg, struct store **out, char *err, size_t errlen) AUTHD_WUR;
+void store_close(struct store **s);
+int store_write(struct store *s, store_fn fn, void *arg) AUTHD_WUR;
+int store_read(struct store *s, store_fn fn, void *arg) AUTHD_WUR;
+/* "ok" or a short description of what is wrong; static. */
+const char *store_health(struct store *s);
+const char *store_kind(const struct store *s);
+
+/* ---- challenges ---- */
+enum challenge_state { CHALLENGE_PENDING = 0, CHALLENGE_USED = 1, CHALLENGE_DEAD = 2 };
+
+struct store_challenge {
+	char id[64];
+	char kind[16];          /* "txn" or "login" */
+	char subject[160];      /* customer id or staff:<user> */
+	char txn_id[136];
+	uint8_t txn_hash[32];
+	uint8_t challenge[32];  /* FIDO2 challenge bytes */
+	int64_t created, expires;
+	int state;
+	int attempts;
+	char *body;             /* JSON text with what approval needs; caller frees */
+};
+
+int store_challenge_put(struct store_tx *tx, const struct store_challenge *c) AUTHD_WUR;
+/* Fills *c (c->body malloc'd); AUTHD_ERR_NOT_FOUND when absent. */
+int store_challenge_get(struct store_tx *tx, const char *id, struct store_challenge *c) AUTHD_WUR;
+/* PENDING and unexpired -> USED atomically; else AUTHD_ERR_EXPIRED. */
+int store_challenge_consume(struct store_tx *tx, const char *id, int64_t now) AUTHD_WUR;
+int store_challenge_attempt(struct store_tx *tx, const char *id, int kill) AUTHD_WUR;
+
+/* ---- idempotent decisions (assess) ---- */
+struct store_decision {
+	uint8_t txn_hash[32];
+	char result[16];
+	char *reasons;          /* JSON array text; caller frees */
+	char challenge_id[64];
+	int64_t created;
+};
+int store_decision_get(struct store_tx *tx, const char *txn_id, struct store_decision *d) AUTHD_WUR;
+int store_decision_put(struct store_tx *tx, const char *txn_id, const struct store_decision *d) AUTHD_WUR;
+
+/* ---- approvals, daily totals, devices ---- */
+struct store_approval {
+	const char *txn_id, *customer, *currency, *device_id;
+	int account_type;
+	int64_t day, amount, ts;
+};
+/* Idempotent per txn_id: *added = 0 when it was already counted. */
+int store_approval_add(struct store_tx *tx, const struct store_approval *a, int *added) AUTHD_WUR;
+int store_total_get(struct store_tx *tx, const char *customer, int account_type, const char *currency,
+                    int64_t day, int64_t *sum) AUTHD_WUR;
+int store_device_seen(struct store_tx *tx, const char *customer, const char *device_id, int *seen) AUTHD_WUR;
+
+/* ---- frozen accounts, lockouts ---- */
+int store_frozen_get(struct store_tx *tx, const char *account, int *frozen) AUTHD_WUR;
+/* *changed = 0 when the account was already in that state. */
+int store_frozen_set(struct store_tx *tx, const char *account, int frozen, const char *reason, int64_t now,
+                     int *changed) AUTHD_WUR;
+struct store_lockout {
+	int failures;          /* consecutive */
+	int locked;
+	int64_t last_failure;
+	int total_failures;    /* since the last admin unlock */
+};
+int store_lockout_get(struct store_tx *tx, const char *subject, struct store_lockout *l) AUTHD_WUR;
+int store_lockout_put(struct store_tx *tx, const char *subject, const struct store_lockout *l) AUTHD_WUR;
+
+/* ---- single-use tokens ---- */
+/* AUTHD_ERR_CONFLICT when jti was redeemed before. */
+int store_jti_redeem(struct store_tx *tx, const char *jti, int64_t exp, int64_t now) AUTHD_WUR;
+
+/* ---- credentials and templates (opaque, encrypted by the caller) ---- */
+enum cred_state { CRED_ACTIVE = 0, CRED_REVOKED = 1, CRED_DISABLED = 2 };
+struct store_cred {
+	char subject[160];
+	char method[16];
+	uint8_t id[1024];
+	size_t id_len;
+	uint8_t *data;          /* caller frees */
+	size_t data_len;
+	int64_t created;
+	int state;
+};
+int store_cred_add(struct store_tx *tx, const struct store_cred *c) AUTHD_WUR;
+/* Every credential of subject for method (method NULL: all); caller frees with store_creds_free. */
+int store_cred_list(struct store_tx *tx, const char *subject, const char *method, struct store_cred **out,
+                    size_t *n) AUTHD_WUR;
+void store_creds_free(struct store_cred **c, size_t n);
+/* Replaces data only if it still equals old (compare-and-swap); AUTHD_ERR_CONFLICT otherwise. */
+int store_cred_update(struct store_tx *tx, const char *method, const uint8_t *id, size_t id_len,
+                      const uint8_t *old, size_t old_len, const uint8_t *data, size_t data_len) AUTHD_WUR;
+int store_cred_set_state(struct store_tx *tx, const char *subject, const char *method, const uint8_t *id,
+                         size_t id_len, int state) AUTHD_WUR;
+/* Deletes every record of subject+method; *n = how many. */
+int store_cred_delete(struct store_tx *tx, const char *subject, const char *method, int *n) AUTHD_WUR;
+
+/* ---- pending FIDO2 enrollments ---- */
+struct store_enrollment {
+	char id[64];
+	char subject[160];
+	uint8_t challenge[32];
+	int64_t expires;
+};
+int store_enrollment_put(struct store_tx *tx, const struct store_enrollment *e) AUTHD_WUR;
+/* Fetches and deletes in one step (single use); NOT_FOUND/EXPIRED. */
+int store_enrollment_take(struct store_tx *tx, const char *id, int64_t now, struct store_enrollment *e) AUTHD_WUR;
+
+/* ---- audit chain (see audit.h for the record) ---- */
+/* Assigns seq, prev and hash, then inserts. rec is updated in place. */
+int store_audit_append(struct store_tx *tx, struct audit_rec *rec) AUTHD_WUR;
+typedef int (*store_audit_cb)(const struct audit_rec *rec, void *arg);
+/* Calls cb for records with from <= seq (ascending), stopping when cb returns != 0. */
+int store_audit_scan(struct store_tx *tx, int64_t from_seq, store_audit_cb cb, void *arg) AUTHD_WUR;
+
+/* ---- counters for stats ---- */
+int store_count(struct store_tx *tx, const char *what, int64_t *n) AUTHD_WUR;
+
+#endif
