@@ -198,8 +198,11 @@ main(int argc, char **argv)
 		log_msg(LOG_WARNING, "plugins skipped: %s", d.plugins->skipped);
 
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	/* A reload replaces cfg: the server keeps its own copy of what it needs. */
+	char socket_path[4096];
+	snprintf(socket_path, sizeof socket_path, "%s", cfg->server.socket);
 	struct server_opts so = {
-		.socket_path = cfg->server.socket,
+		.socket_path = socket_path,
 		.workers = cfg->server.workers ? cfg->server.workers : (unsigned)(cores > 0 ? cores : 2) * 8,
 		.max_frame = cfg->server.max_frame,
 		.idle_timeout = cfg->server.idle_timeout,

@@ -1,0 +1,145 @@
+/* JWS signing/verification, rotation, and misuse (alg, kid, typ, tampering). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "token.h"
+#include "util.h"
+
+static char dir[] = "/tmp/authd-token-XXXXXX";
+
+static int
+setup(void **state)
+{
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+sign_verify(const char *alg)
+{
+	struct token_keyring *kr = NULL;
+	char err[256], why[128], sub[300], kid[64];
+	char *jws = NULL, *jws2 = NULL;
+	json_t *claims = json_pack("{s:s,s:i}", "sub", "C-42", "exp", 2000000000), *out = NULL;
+	snprintf(sub, sizeof sub, "%s/%s", dir, alg);
+	mkdir(sub, 0700);
+	assert_int_equal(token_keyring_load(sub, alg, &kr, err, sizeof err), 0);
+	assert_int_equal(token_sign(kr, TOKEN_TYP, claims, &jws), 0);
+	json_t *jwks = token_jwks(kr);
+	assert_int_equal(token_verify(jwks, jws, TOKEN_TYP, NULL, 0, &out, why, sizeof why), 0);
+	assert_string_equal(json_string_value(json_object_get(out, "sub")), "C-42");
+	json_decref(out);
+	/* wrong typ */
+	assert_int_not_equal(token_verify(jwks, jws, "other+jwt", NULL, 0, NULL, why, sizeof why), 0);
+	/* flipped payload byte */
+	char *dot = strchr(jws, '.'), saved = dot[3];
+	dot[3] = saved == 'A' ? 'B' : 'A';
+	assert_int_not_equal(token_verify(jwks, jws, TOKEN_TYP, NULL, 0, NULL, why, sizeof why), 0);
+	dot[3] = saved;
+	/* rotate: old still verifies with the new jwks, new one too */
+	assert_int_equal(token_keyring_rotate(kr, kid, sizeof kid), 0);
+	json_t *jwks2 = token_jwks(kr);
+	assert_int_equal(json_array_size(json_object_get(jwks2, "keys")), 2);
+	assert_int_equal(token_verify(jwks2, jws, TOKEN_TYP, NULL, 0, NULL, why, sizeof why), 0);
+	assert_int_equal(token_sign(kr, TOKEN_TYP, claims, &jws2), 0);
+	assert_int_equal(token_verify(jwks2, jws2, TOKEN_TYP, NULL, 0, NULL, why, sizeof why), 0);
+	/* the pre-rotation set does not know the new kid */
+	assert_int_not_equal(token_verify(jwks, jws2, TOKEN_TYP, NULL, 0, NULL, why, sizeof why), 0);
+	assert_string_equal(why, "unknown kid");
+	/* key files are 0600 and refused when readable by others */
+	char path[400];
+	snprintf(path, sizeof path, "%s/keys/current.pem", sub);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	chmod(path, 0644);
+	struct token_keyring *kr2 = NULL;
+	assert_int_not_equal(token_keyring_load(sub, alg, &kr2, err, sizeof err), 0);
+	assert_non_null(strstr(err, "group or others"));
+	chmod(path, 0600);
+	json_decref(jwks);
+	json_decref(jwks2);
+	json_decref(claims);
+	free(jws);
+	free(jws2);
+	token_keyring_free(&kr);
+}
+
+static void
+test_es256(void **state)
+{
+	sign_verify("ES256");
+}
+
+static void
+test_eddsa(void **state)
+{
+	sign_verify("EdDSA");
+}
+
+static char *
+b64(const char *s)
+{
+	return b64url_encode((const uint8_t *)s, strlen(s));
+}
+
+static void
+test_misuse(void **state)
+{
+	struct token_keyring *kr = NULL;
+	char err[256], why[128], sub[300], forged[2048];
+	snprintf(sub, sizeof sub, "%s/misuse", dir);
+	mkdir(sub, 0700);
+	assert_int_equal(token_keyring_load(sub, "ES256", &kr, err, sizeof err), 0);
+	json_t *jwks = token_jwks(kr);
+	const char *kid = json_string_value(json_object_get(json_array_get(json_object_get(jwks, "keys"), 0), "kid"));
+	char *payload = b64("{\"sub\":\"C-42\"}");
+	static const char *const algs[] = {"\"none\"", "\"HS256\"", "\"EdDSA\"", "\"ES256\",\"crit\":[\"x\"]"};
+	for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++) {
+		char h[256];
+		snprintf(h, sizeof h, "{\"kid\":\"%s\",\"typ\":\"authd-approval+jwt\",\"alg\":%s}", kid, algs[i]);
+		char *hb = b64(h);
+		snprintf(forged, sizeof forged, "%s.%s.%s", hb, payload,
+		         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+		assert_int_not_equal(token_verify(jwks, forged, TOKEN_TYP, NULL, 0, NULL, why, sizeof why), 0);
+		free(hb);
+	}
+	static const char *const garbage[] = {"", ".", "..", "a.b", "a.b.c.d", "!!.!!.!!", "e30.e30.", "e30.e30.AAAA"};
+	for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++)
+		assert_int_not_equal(token_verify(jwks, garbage[i], NULL, NULL, 0, NULL, why, sizeof why), 0);
+	/* detached signature over other bytes */
+	char *sig = NULL;
+	assert_int_equal(token_sign_detached(kr, "authd-audit+jws", "abc", 3, &sig), 0);
+	assert_int_equal(token_verify(jwks, sig, "authd-audit+jws", "abc", 3, NULL, why, sizeof why), 0);
+	assert_int_not_equal(token_verify(jwks, sig, "authd-audit+jws", "abd", 3, NULL, why, sizeof why), 0);
+	free(sig);
+	free(payload);
+	json_decref(jwks);
+	token_keyring_free(&kr);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_es256),
+		cmocka_unit_test(test_eddsa),
+		cmocka_unit_test(test_misuse),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
