@@ -139,17 +139,17 @@ v4_is_private(uint32_t x)
 		uint32_t net;
 		unsigned plen;
 	} special[] = {
-		{0x00000000u, 8},  /* 0.0.0.0/8 "this network" */
-		{0x0a000000u, 8},  /* 10.0.0.0/8 RFC 1918 */
-		{0x64400000u, 10}, /* 100.64.0.0/10 CGNAT */
-		{0x7f000000u, 8},  /* 127.0.0.0/8 loopback */
-		{0xa9fe0000u, 16}, /* 169.254.0.0/16 link-local */
-		{0xac100000u, 12}, /* 172.16.0.0/12 RFC 1918 */
-		{0xc0000000u, 24}, /* 192.0.0.0/24 IETF protocol assignments */
-		{0xc0a80000u, 16}, /* 192.168.0.0/16 RFC 1918 */
-		{0xc6120000u, 15}, /* 198.18.0.0/15 benchmarking */
-		{0xe0000000u, 4},  /* 224.0.0.0/4 multicast */
-		{0xf0000000u, 4},  /* 240.0.0.0/4 reserved, incl. broadcast */
+	    {0x00000000u, 8},  /* 0.0.0.0/8 "this network" */
+	    {0x0a000000u, 8},  /* 10.0.0.0/8 RFC 1918 */
+	    {0x64400000u, 10}, /* 100.64.0.0/10 CGNAT */
+	    {0x7f000000u, 8},  /* 127.0.0.0/8 loopback */
+	    {0xa9fe0000u, 16}, /* 169.254.0.0/16 link-local */
+	    {0xac100000u, 12}, /* 172.16.0.0/12 RFC 1918 */
+	    {0xc0000000u, 24}, /* 192.0.0.0/24 IETF protocol assignments */
+	    {0xc0a80000u, 16}, /* 192.168.0.0/16 RFC 1918 */
+	    {0xc6120000u, 15}, /* 198.18.0.0/15 benchmarking */
+	    {0xe0000000u, 4},  /* 224.0.0.0/4 multicast */
+	    {0xf0000000u, 4},  /* 240.0.0.0/4 reserved, incl. broadcast */
 	};
 	for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
 		uint32_t mask = UINT32_MAX << (32 - special[i].plen);
@@ -278,6 +278,8 @@ rir_record(struct rir_ctx *c, char **f, size_t nf)
 	const char *registry = f[0], *cc = f[1], *type = f[2], *start = f[3], *value = f[4], *date = f[5],
 	           *status = f[6];
 
+	if (registry[0] == '\0')
+		return rir_fail(c, "empty registry name");
 	for (const char *p = registry; *p; p++)
 		if (!isalnum((unsigned char)*p))
 			return rir_fail(c, "bad registry name '%s'", registry);
@@ -448,7 +450,8 @@ rir_load(struct geo *g, const char *file, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
 		return AUTHD_ERR_IO;
 	}
-	if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) && (unsigned long long)st.st_size > GEO_RIR_MAX_FILE) {
+	if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) &&
+	    (unsigned long long)st.st_size > GEO_RIR_MAX_FILE) {
 		snprintf(err, errlen, "%s: larger than %u bytes", file, GEO_RIR_MAX_FILE);
 		r = AUTHD_ERR_TOO_LARGE;
 		goto out;
@@ -610,14 +613,16 @@ mmdb_country(const struct geo *g, const struct addr *a, char cc[3])
 	MMDB_lookup_result_s res = MMDB_lookup_sockaddr(&g->mmdb, sa, &mmdb_err);
 	if (mmdb_err != MMDB_SUCCESS || !res.found_entry)
 		return 0;
-	static const char *const paths[][3] = {{"country", "iso_code", NULL}, {"registered_country", "iso_code", NULL}};
+	static const char *const paths[][3] = {{"country", "iso_code", NULL},
+	                                       {"registered_country", "iso_code", NULL}};
 	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
 		MMDB_entry_data_s data;
 		MMDB_entry_s entry = res.entry;
-		if (MMDB_get_value(&entry, &data, paths[i][0], paths[i][1], NULL) != MMDB_SUCCESS || !data.has_data ||
-		    data.type != MMDB_DATA_TYPE_UTF8_STRING || data.data_size != 2)
+		if (MMDB_get_value(&entry, &data, paths[i][0], paths[i][1], NULL) != MMDB_SUCCESS ||
+		    !data.has_data || data.type != MMDB_DATA_TYPE_UTF8_STRING || data.data_size != 2)
 			continue;
-		if (!isalpha((unsigned char)data.utf8_string[0]) || !isalpha((unsigned char)data.utf8_string[1]))
+		if (!isalpha((unsigned char)data.utf8_string[0]) ||
+		    !isalpha((unsigned char)data.utf8_string[1]))
 			continue;
 		cc[0] = (char)toupper((unsigned char)data.utf8_string[0]);
 		cc[1] = (char)toupper((unsigned char)data.utf8_string[1]);

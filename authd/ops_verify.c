@@ -223,9 +223,17 @@ op_verify(struct op_ctx *ctx, const json_t *req, json_t *reply)
 	v.l = &l;
 	v.method = method;
 	static const char *const locked_reason[] = {"customer_locked"};
-	if (!l.lo.locked) {
-		if ((r = open_records(ctx, &l, recs, plain, plain_len, idx, &n)) < 0)
-			goto out;
+	static const char *const none_reason[] = {"not_enrolled"};
+	if (!l.lo.locked && (r = open_records(ctx, &l, recs, plain, plain_len, idx, &n)) < 0)
+		goto out;
+	if (l.lo.locked) {
+		v.reasons = locked_reason;
+		v.n_reasons = 1;
+	} else if (n == 0) {
+		/* Nothing enrolled (or offered) for this method: a failed attempt, never a plugin call. */
+		v.reasons = none_reason;
+		v.n_reasons = 1;
+	} else {
 		if ((mjson = json_dumps(mobj, JSON_COMPACT)) == NULL) {
 			r = AUTHD_ERR_NOMEM;
 			goto out;
@@ -267,9 +275,6 @@ op_verify(struct op_ctx *ctx, const json_t *req, json_t *reply)
 			v.reasons = bad_input;
 			v.n_reasons = 1;
 		}
-	} else {
-		v.reasons = locked_reason;
-		v.n_reasons = 1;
 	}
 	r = store_write(ctx->d->store, verify_commit_fn, &v);
 	if (r == 0 && v.cas_lost)

@@ -25,9 +25,9 @@ enum {
 };
 
 static const char *const rule_names[R__COUNT] = {
-	"account_frozen",     "customer_locked",      "unknown_currency", "business_high_risk",
-	"business_overseas",  "business_new_entity",  "personal_amount",  "personal_daily_total",
-	"overseas",           "new_device",           "src_ip",
+    "account_frozen",    "customer_locked",     "unknown_currency", "business_high_risk",
+    "business_overseas", "business_new_entity", "personal_amount",  "personal_daily_total",
+    "overseas",          "new_device",          "src_ip",
 };
 
 struct thresholds {
@@ -152,7 +152,7 @@ decide_overseas(const struct config *cfg, const struct txn *t, const struct geo_
 {
 	unsigned off = cfg->policy.disabled_rules;
 	int dom = domestic(geo, cfg->policy.home_country);
-	const char *where = dom                             ? "src_ip is in home_country"
+	const char *where = dom                            ? "src_ip is in home_country"
 	                    : geo->status == GEO_LOCATED   ? "src_ip is outside home_country"
 	                    : geo->status == GEO_UNLOCATED ? "src_ip cannot be located (fail closed)"
 	                    : geo->status == GEO_PRIVATE   ? "src_ip is private or reserved (fail closed)"
@@ -212,16 +212,21 @@ decide_amounts(const struct config *cfg, const struct txn *t, const struct polic
 	else if (!have_th)
 		set(ne, 0, 0, "no thresholds for this currency");
 	else {
-		int is_new = t->account_opened == 0 || now < policy_add_months_vn(t->account_opened, cfg->policy.business_new_months);
+		int is_new = t->account_opened == 0 ||
+		             now < policy_add_months_vn(t->account_opened, cfg->policy.business_new_months);
 		if (!is_new)
 			set(ne, 0, 0, "account older than business_new_months");
 		else if (t->amount >= th->business_new_amount) {
-			set(ne, 1, 1, t->account_opened == 0 ? "account_opened unknown (treated as new) and amount >= business_new_amount"
-			                                     : "new account and amount >= business_new_amount");
+			set(ne, 1, 1,
+			    t->account_opened == 0
+			        ? "account_opened unknown (treated as new) and amount >= business_new_amount"
+			        : "new account and amount >= business_new_amount");
 			set_values(ne, t->amount, th->business_new_amount);
 		} else if (total > th->business_new_daily) {
-			set(ne, 1, 1, t->account_opened == 0 ? "account_opened unknown (treated as new) and day total > business_new_daily"
-			                                     : "new account and day total > business_new_daily");
+			set(ne, 1, 1,
+			    t->account_opened == 0
+			        ? "account_opened unknown (treated as new) and day total > business_new_daily"
+			        : "new account and day total > business_new_daily");
 			set_values(ne, total, th->business_new_daily);
 		} else {
 			set(ne, 0, 0, "new account, amount and day total within limits");
@@ -251,7 +256,8 @@ decide_amounts(const struct config *cfg, const struct txn *t, const struct polic
 		set(pd, 0, 0, "no thresholds for this currency");
 	else {
 		int fired = total > th->personal_daily;
-		set(pd, fired, 1, fired ? "day total incl. this transfer > personal_daily" : "day total <= personal_daily");
+		set(pd, fired, 1,
+		    fired ? "day total incl. this transfer > personal_daily" : "day total <= personal_daily");
 		set_values(pd, total, th->personal_daily);
 	}
 }
@@ -303,7 +309,8 @@ policy_decide(const struct config *cfg, const struct txn *t, const struct geo_re
 	else if (cfg->policy.disabled_rules & CONFIG_RULE_BUSINESS_HIGH_RISK)
 		set(&v[R_BUSINESS_HIGH_RISK], 0, 0, "disabled by [policy] disabled_rules");
 	else
-		set(&v[R_BUSINESS_HIGH_RISK], t->risk_flag != 0, 1, t->risk_flag ? "risk_flag is true" : "risk_flag is false");
+		set(&v[R_BUSINESS_HIGH_RISK], t->risk_flag != 0, 1,
+		    t->risk_flag ? "risk_flag is true" : "risk_flag is false");
 
 	decide_overseas(cfg, t, geo, v);
 	decide_amounts(cfg, t, facts, now, have_th, &th, v);
@@ -316,7 +323,8 @@ policy_decide(const struct config *cfg, const struct txn *t, const struct geo_re
 		set(&v[R_NEW_DEVICE], 1, 1, "no device_id (counts as new)");
 	else
 		set(&v[R_NEW_DEVICE], !facts->device_seen, 1,
-		    facts->device_seen ? "device used before by this customer" : "first transfer from this device");
+		    facts->device_seen ? "device used before by this customer"
+		                       : "first transfer from this device");
 
 	d->result = POLICY_ALLOW;
 	for (size_t i = 0; i < R__COUNT; i++) {
@@ -352,13 +360,14 @@ policy_decision_to_json(const struct policy_decision *d)
 			goto fail;
 	for (size_t i = 0; i < d->n_rules; i++) {
 		const struct policy_rule_verdict *v = &d->rules[i];
-		json_t *r = json_pack("{s:s, s:b, s:b, s:s}", "rule", v->rule, "fired", v->fired, "step_up", v->step_up,
-		                      "detail", v->detail ? v->detail : "");
+		json_t *r = json_pack("{s:s, s:b, s:b, s:s}", "rule", v->rule, "fired", v->fired, "step_up",
+		                      v->step_up, "detail", v->detail ? v->detail : "");
 		if (r == NULL)
 			goto fail;
 		if ((v->deny && json_object_set_new(r, "deny", json_true()) < 0) ||
 		    (v->value >= 0 && json_object_set_new(r, "value", json_integer(v->value)) < 0) ||
-		    (v->threshold >= 0 && json_object_set_new(r, "threshold", json_integer(v->threshold)) < 0) ||
+		    (v->threshold >= 0 &&
+		     json_object_set_new(r, "threshold", json_integer(v->threshold)) < 0) ||
 		    json_array_append_new(rules, r) < 0) {
 			json_decref(r);
 			goto fail;

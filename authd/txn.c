@@ -9,8 +9,8 @@
 
 #include "util.h"
 
-#define TS_SKEW (366 * 86400) /* ts more than a year off the server clock is refused */
-#define TS_AHEAD 300          /* ts and account_opened: clock skew tolerated, seconds */
+#define TS_SKEW (366 * 86400)           /* ts more than a year off the server clock is refused */
+#define TS_AHEAD 300                    /* ts and account_opened: clock skew tolerated, seconds */
 #define OPENED_MIN INT64_C(-2208988800) /* account_opened: 1900-01-01 */
 
 /*
@@ -23,11 +23,13 @@ has_format_chars(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	for (size_t i = 0; i + 2 < len; i++) {
-		if (p[i] == 0xe2 && p[i + 1] == 0x80 && ((p[i + 2] >= 0x8b && p[i + 2] <= 0x8f) || /* U+200B..200F */
-		                                         (p[i + 2] >= 0xaa && p[i + 2] <= 0xae)))  /* U+202A..202E */
+		if (p[i] == 0xe2 && p[i + 1] == 0x80 &&
+		    ((p[i + 2] >= 0x8b && p[i + 2] <= 0x8f) || /* U+200B..200F */
+		     (p[i + 2] >= 0xaa && p[i + 2] <= 0xae)))  /* U+202A..202E */
 			return 1;
-		if (p[i] == 0xe2 && p[i + 1] == 0x81 && ((p[i + 2] >= 0xa0 && p[i + 2] <= 0xa4) || /* U+2060..2064 */
-		                                         (p[i + 2] >= 0xa6 && p[i + 2] <= 0xa9)))  /* U+2066..2069 */
+		if (p[i] == 0xe2 && p[i + 1] == 0x81 &&
+		    ((p[i + 2] >= 0xa0 && p[i + 2] <= 0xa4) || /* U+2060..2064 */
+		     (p[i + 2] >= 0xa6 && p[i + 2] <= 0xa9)))  /* U+2066..2069 */
 			return 1;
 		if (p[i] == 0xef && p[i + 1] == 0xbb && p[i + 2] == 0xbf) /* U+FEFF */
 			return 1;
@@ -37,8 +39,8 @@ has_format_chars(const char *s, size_t len)
 
 /* Copies a required (or optional) string field, checking type, length, charset. */
 static int
-get_str(const json_t *obj, const char *path, const char *key, int required, char *dst, size_t cap,
-        char *msg, size_t msglen)
+get_str(const json_t *obj, const char *path, const char *key, int required, char *dst, size_t cap, char *msg,
+        size_t msglen)
 {
 	json_t *v = json_object_get(obj, key);
 	if (v == NULL || json_is_null(v)) {
@@ -68,7 +70,8 @@ get_str(const json_t *obj, const char *path, const char *key, int required, char
 		return AUTHD_ERR_BAD_REQUEST;
 	}
 	if (has_format_chars(s, len)) {
-		snprintf(msg, msglen, "field '%s' contains invisible formatting characters (zero-width or bidi)", path);
+		snprintf(msg, msglen,
+		         "field '%s' contains invisible formatting characters (zero-width or bidi)", path);
 		return AUTHD_ERR_BAD_REQUEST;
 	}
 	/* Identifiers key daily totals and device history: "C-42 " must not pass for another customer. */
@@ -142,20 +145,23 @@ txn_parse(const json_t *obj, int64_t now, struct txn *t, char *msg, size_t msgle
 	TRY(get_int(obj, "txn.account_opened", "account_opened", 0, OPENED_MIN, now + TS_AHEAD,
 	            "is before 1900", "is in the future", &t->account_opened, msg, msglen));
 	TRY(get_int(obj, "txn.amount", "amount", 1, 1, TXN_MAX_AMOUNT,
-	            "must be a positive amount in minor units (at least 1)", "exceeds 2^53 minor units", &t->amount,
-	            msg, msglen));
+	            "must be a positive amount in minor units (at least 1)", "exceeds 2^53 minor units",
+	            &t->amount, msg, msglen));
 	TRY(get_str(obj, "txn.currency", "currency", 1, t->currency, sizeof t->currency, msg, msglen));
-	if (strlen(t->currency) != 3 || t->currency[0] < 'A' || t->currency[0] > 'Z' || t->currency[1] < 'A' ||
-	    t->currency[1] > 'Z' || t->currency[2] < 'A' || t->currency[2] > 'Z') {
-		snprintf(msg, msglen, "field 'txn.currency' must be an ISO 4217 code (three capital letters)");
+	if (strlen(t->currency) != 3 || t->currency[0] < 'A' || t->currency[0] > 'Z' ||
+	    t->currency[1] < 'A' || t->currency[1] > 'Z' || t->currency[2] < 'A' || t->currency[2] > 'Z') {
+		snprintf(msg, msglen,
+		         "field 'txn.currency' must be an ISO 4217 code (three capital letters)");
 		return AUTHD_ERR_BAD_REQUEST;
 	}
 	json_t *payee = json_object_get(obj, "payee");
 	if (!json_is_object(payee)) {
-		snprintf(msg, msglen, payee ? "field 'txn.payee' must be an object" : "missing field 'txn.payee'");
+		snprintf(msg, msglen,
+		         payee ? "field 'txn.payee' must be an object" : "missing field 'txn.payee'");
 		return AUTHD_ERR_BAD_REQUEST;
 	}
-	TRY(get_str(payee, "txn.payee.account", "account", 1, t->payee_account, sizeof t->payee_account, msg, msglen));
+	TRY(get_str(payee, "txn.payee.account", "account", 1, t->payee_account, sizeof t->payee_account, msg,
+	            msglen));
 	TRY(get_str(payee, "txn.payee.bank", "bank", 1, t->payee_bank, sizeof t->payee_bank, msg, msglen));
 	TRY(get_str(payee, "txn.payee.name", "name", 0, t->payee_name, sizeof t->payee_name, msg, msglen));
 	TRY(get_str(obj, "txn.channel", "channel", 0, t->channel, sizeof t->channel, msg, msglen));
@@ -176,8 +182,8 @@ txn_parse(const json_t *obj, int64_t now, struct txn *t, char *msg, size_t msgle
 	}
 	t->risk_flag = json_is_true(rf);
 	TRY(get_int(obj, "txn.ts", "ts", 0, now - TS_SKEW, now + TS_AHEAD,
-	            "is more than a year before the server clock", "is more than 5 minutes after the server clock", &n,
-	            msg, msglen));
+	            "is more than a year before the server clock",
+	            "is more than 5 minutes after the server clock", &n, msg, msglen));
 	t->ts = n ? n : now;
 	return txn_hash(t, t->hash);
 }
@@ -186,8 +192,8 @@ int
 txn_hash(const struct txn *t, uint8_t out[32])
 {
 	char amount[32];
-	const char *parts[] = {"authd-txn-v1", t->id, t->customer, t->account, amount,
-	                       t->currency, t->payee_account, t->payee_bank};
+	const char *parts[] = {"authd-txn-v1", t->id,       t->customer,      t->account,
+	                       amount,         t->currency, t->payee_account, t->payee_bank};
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned int len = 0;
 	int r = AUTHD_ERR_CRYPTO;

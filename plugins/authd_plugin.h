@@ -145,6 +145,26 @@ struct authd_plugin {
 	int (*verify)(void *state, const struct authd_verify_in *in, struct authd_verify_out *out);
 	void (*fini)(void *state);
 	/* ---- v1.0 ends here; append only below, guarded by `size`. ---- */
+
+	/*
+	 * Face tools (authctl face-score / face-check, benchmarks). Optional:
+	 * NULL in plugins that do not score images; a host calls them only when
+	 * `size` covers the member and the pointer is non-NULL. Same threading
+	 * as verify. Images are lent encoded bytes (JPEG/PNG/JPEG 2000).
+	 *
+	 * compare: scores two images (face: cosine of the embeddings, higher =
+	 * more alike). Returns 0 when both images were examined: then either
+	 * *reason is NULL and *score / *match (1 when *score reaches the
+	 * configured threshold) hold, or *reason is the static reason why an
+	 * image has no usable face ("no_face", "bad_image", ...). Negative
+	 * authd_err when it could not run.
+	 *
+	 * check: detection, quality and liveness figures of one image as a JSON
+	 * object in *json_out (malloc'd, caller frees). 0 or a negative authd_err.
+	 */
+	int (*compare)(void *state, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, double *score,
+	               int *match, const char **reason);
+	int (*check)(void *state, const uint8_t *img, size_t len, char **json_out);
 };
 
 #ifdef __cplusplus

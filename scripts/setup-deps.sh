@@ -16,7 +16,7 @@ PKGS=(
   libmaxminddb-dev
   libpq-dev postgresql
   libpam0g-dev libpam-wrapper pamtester
-  python3 python3-jwt python3-cryptography
+  python3 python3-jwt python3-cryptography python3-cbor2
   clang libclang-rt-14-dev
   nodejs npm
 )
