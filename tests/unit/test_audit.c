@@ -43,6 +43,7 @@ open_store(struct config **cfg)
 {
 	char err[256];
 	struct store *s = NULL;
+	config_free(cfg);
 	assert_int_equal(config_load(NULL, cfg, err, sizeof err), 0);
 	free((*cfg)->server.state_dir);
 	(*cfg)->server.state_dir = strdup(dir);
