@@ -44,7 +44,7 @@ hash_canonical(const char *prev_hex, const json_t *obj, char out_hex[65])
 
 	if (hex_decode(prev_hex, prev, sizeof prev) < 0)
 		return AUTHD_ERR_TAMPERED;
-	text = json_dumps(obj, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII);
+	text = json_dumps(obj, JSON_SORT_KEYS | JSON_COMPACT);
 	if (text == NULL)
 		return AUTHD_ERR_NOMEM;
 	size_t len = strlen(text);

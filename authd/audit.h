@@ -4,9 +4,11 @@
  * Record hash: hash = SHA-256(prev_bytes || canonical), where prev_bytes is
  * the previous record's 32-byte hash (32 zero bytes for seq 1) and
  * canonical is the record as a JSON object WITHOUT "prev" and "hash", keys
- * sorted, no whitespace, non-ASCII escaped (Python:
- * json.dumps(r, sort_keys=True, separators=(",",":"))). Absent text
- * fields are null; reasons is an array of strings.
+ * sorted, no whitespace, UTF-8 as is (Python: json.dumps(r, sort_keys=True,
+ * separators=(",",":"), ensure_ascii=False).encode()). Text fields hold no
+ * control characters (every writer validates them), so no escaping rule is
+ * needed beyond \" and \\. Absent text fields are null; reasons is an array
+ * of strings.
  *
  * Thread-safe (pure functions); the store serializes appends.
  */

@@ -81,7 +81,46 @@ struct parse_ctx {
 	char *err;
 	size_t errlen;
 	int failed;
+	FILE *f;
+	int line;     /* lines handed to inih so far */
+	int bad_line; /* first line naming an unknown section (inih reports none for empty ones) */
 };
+
+static int
+known_section(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (strlen(keys[i].section) == len && strncmp(keys[i].section, name, len) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Line reader for inih: it parses; this only notices section headers, so an
+ * unknown section with no keys in it stops startup too.
+ */
+static char *
+config_read_line(char *str, int num, void *stream)
+{
+	struct parse_ctx *ctx = stream;
+	char *r = fgets(str, num, ctx->f);
+	if (r == NULL)
+		return NULL;
+	ctx->line++;
+	const char *p = str;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '[' && !ctx->failed) {
+		const char *end = strchr(p, ']');
+		if (end != NULL && !known_section(p + 1, (size_t)(end - p - 1))) {
+			snprintf(ctx->err, ctx->errlen, "unknown section [%.*s]", (int)(end - p - 1) > 64 ? 64 : (int)(end - p - 1),
+			         p + 1);
+			ctx->failed = 1;
+			ctx->bad_line = ctx->line;
+		}
+	}
+	return r;
+}
 
 static int
 set_str(char **dst, const char *v)
@@ -197,8 +236,11 @@ parse_origins(const char *v, struct config *c)
 	for (char *tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
 		if (c->fido2.n_origins == CONFIG_MAX_ORIGINS)
 			return AUTHD_ERR_CONFIG;
-		if (strncmp(tok, "https://", 8) != 0 && strncmp(tok, "http://localhost", 16) != 0 &&
-		    strncmp(tok, "http://127.0.0.1", 16) != 0 && strncmp(tok, "android:apk-key-hash:", 21) != 0)
+		/* https anywhere; plain http only for the loopback host itself (tests, demos). */
+		int http_local = (strncmp(tok, "http://localhost", 16) == 0 && (tok[16] == '\0' || tok[16] == ':')) ||
+		                 (strncmp(tok, "http://127.0.0.1", 16) == 0 && (tok[16] == '\0' || tok[16] == ':'));
+		if ((strncmp(tok, "https://", 8) != 0 || tok[8] == '\0') && !http_local &&
+		    strncmp(tok, "android:apk-key-hash:", 21) != 0)
 			return AUTHD_ERR_CONFIG;
 		if ((c->fido2.origins[c->fido2.n_origins] = strdup(tok)) == NULL)
 			return AUTHD_ERR_NOMEM;
@@ -477,11 +519,18 @@ config_load(const char *path, struct config **out, char *err, size_t errlen)
 	if ((r = set_defaults(c)) < 0)
 		goto fail;
 	if (path != NULL) {
-		struct parse_ctx ctx = {cp, err, errlen, 0};
+		struct parse_ctx ctx = {.cp = cp};
 		char inner[512] = "";
 		ctx.err = inner;
 		ctx.errlen = sizeof inner;
-		int line = ini_parse(path, config_ini_cb, &ctx);
+		ctx.f = fopen(path, "re");
+		int line = ctx.f ? ini_parse_stream(config_read_line, &ctx, config_ini_cb, &ctx) : -1;
+		if (ctx.f)
+			fclose(ctx.f);
+		if (line == 0 && ctx.bad_line)
+			line = ctx.bad_line;
+		if (line > 0 && ctx.bad_line && ctx.bad_line < line)
+			line = ctx.bad_line;
 		if (line == -1) {
 			snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 			r = AUTHD_ERR_CONFIG;

@@ -340,7 +340,7 @@ op_audit_export(struct op_ctx *ctx, const json_t *req, json_t *reply)
 	                   (json_int_t)e.head_seq, "head_hash", e.head_seq ? e.head_hash : AUDIT_GENESIS, "links",
 	                   e.links, "exported_at", (json_int_t)ctx->now, "account", e.account, "customer", e.customer,
 	                   "since", (json_int_t)e.since, "until", (json_int_t)e.until, "kid", kid);
-	if (bundle == NULL || (canon = json_dumps(bundle, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII)) == NULL) {
+	if (bundle == NULL || (canon = json_dumps(bundle, JSON_SORT_KEYS | JSON_COMPACT)) == NULL) {
 		r = AUTHD_ERR_NOMEM;
 		goto out;
 	}

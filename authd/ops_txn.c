@@ -234,7 +234,7 @@ out:
 
 struct redeem_job {
 	struct op_ctx *ctx;
-	const char *jti, *sub;
+	const char *jti, *sub, *txn_id;
 	int64_t exp;
 	char txn_hash[65];
 };
@@ -244,6 +244,13 @@ redeem_fn(struct store_tx *tx, void *arg)
 {
 	struct redeem_job *j = arg;
 	TRY(store_jti_redeem(tx, j->jti, j->exp, j->ctx->now));
+	/*
+	 * A retried assess of an allowed transfer issues a fresh token: the
+	 * transfer itself is single use too, whichever of its tokens comes first.
+	 */
+	char key[TXN_MAX_ID + 8];
+	snprintf(key, sizeof key, "txn:%s", j->txn_id);
+	TRY(store_jti_redeem(tx, key, j->exp, j->ctx->now));
 	struct audit_rec rec = {.ts = j->ctx->now, .type = "redeem", .customer = j->sub,
 	                        .txn_hash = j->txn_hash[0] ? j->txn_hash : NULL, .result = "redeemed",
 	                        .jti = j->jti, .actor = j->ctx->actor};
@@ -263,6 +270,12 @@ op_redeem(struct op_ctx *ctx, const json_t *req, json_t *reply)
 	struct redeem_job j = {.ctx = ctx};
 	j.jti = json_string_value(json_object_get(claims, "jti"));
 	j.sub = json_string_value(json_object_get(claims, "sub"));
+	j.txn_id = json_string_value(json_object_get(json_object_get(claims, "txn"), "id"));
+	if (j.jti == NULL || j.sub == NULL || j.txn_id == NULL || strlen(j.txn_id) > TXN_MAX_ID) {
+		json_decref(claims);
+		snprintf(ctx->msg, sizeof ctx->msg, "token rejected: missing claims");
+		return AUTHD_ERR_BAD_REQUEST;
+	}
 	j.exp = json_integer_value(json_object_get(claims, "exp"));
 	const char *h = json_string_value(json_object_get(json_object_get(claims, "txn"), "hash"));
 	if (h != NULL) {
@@ -278,7 +291,7 @@ op_redeem(struct op_ctx *ctx, const json_t *req, json_t *reply)
 	}
 	r = store_write(ctx->d->store, redeem_fn, &j);
 	if (r == AUTHD_ERR_CONFLICT)
-		snprintf(ctx->msg, sizeof ctx->msg, "token was already redeemed");
+		snprintf(ctx->msg, sizeof ctx->msg, "token or transfer was already redeemed");
 	else if (r == 0)
 		r = json_object_set_new(reply, "result", json_string("redeemed")) == 0 ? 0 : AUTHD_ERR_NOMEM;
 	json_decref(claims);

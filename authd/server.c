@@ -384,7 +384,11 @@ conn_read(struct server *s, struct conn *c)
 			memmove(c->in, c->in + off, c->in_len - off);
 			c->in_len -= off;
 		}
-		c->partial_ns = c->in_len > 0 ? (c->partial_ns ? c->partial_ns : c->last_ns) : 0;
+		/* The slowloris clock runs from the first byte of the frame still incomplete. */
+		if (c->in_len == 0)
+			c->partial_ns = 0;
+		else if (off > 0 || c->partial_ns == 0)
+			c->partial_ns = c->last_ns;
 		/* Keep big frame buffers from lingering. */
 		if (c->in_len == 0 && c->in_cap > 4 * READ_CHUNK) {
 			util_free_secret(&c->in, c->in_cap);

@@ -11,7 +11,12 @@
  * changes rolled back. Reads that need no atomicity with a write use
  * store_read() (a per-thread read-only snapshot).
  *
- * All SQL lives in the backend files (store_sqlite.c, later store_pg.c).
+ * The generic layer (store.c: writer thread, job queue, savepoints, audit
+ * chain head) dispatches to a backend chosen by [store] url: SQLite
+ * (default, "sqlite:PATH" or STATE_DIR/authd.db) or PostgreSQL
+ * ("postgresql://...", "postgres://..." or a libpq keyword string), where
+ * several authd processes share one database. All SQL lives in the backend
+ * files (store_sqlite.c, store_pg.c).
  * Threading: store_write/store_read may be called from any thread; the
  * store_tx_* functions only from inside the fn they were handed to.
  */
@@ -34,6 +39,20 @@ int store_open(const struct config *cfg, struct store **out, char *err, size_t e
 void store_close(struct store **s);
 int store_write(struct store *s, store_fn fn, void *arg) AUTHD_WUR;
 int store_read(struct store *s, store_fn fn, void *arg) AUTHD_WUR;
+/*
+ * Opens the store named by url (NULL/"" = sqlite in state_dir), for tools.
+ * flags: STORE_OPEN_NO_MIGRATE leaves the schema alone (store check).
+ */
+#define STORE_OPEN_NO_MIGRATE 1
+int store_open_url(const char *url, const char *state_dir, int flags, struct store **out, char *err,
+                   size_t errlen) AUTHD_WUR;
+/* The schema version the store has now (0: none) and the one this build writes. */
+int store_schema_version(struct store *s, int *have, int *want) AUTHD_WUR;
+/*
+ * Copies every table of from (audit chain verbatim) into to, which must be
+ * empty, in one transaction of to; *rows = rows copied.
+ */
+int store_copy(struct store *from, struct store *to, int64_t *rows, char *err, size_t errlen) AUTHD_WUR;
 /* "ok" or a short description of what is wrong; static. */
 const char *store_health(struct store *s);
 const char *store_kind(const struct store *s);

@@ -254,7 +254,7 @@ cmd_audit_check(const char *path)
 	}
 	/* 1. the signature over the canonical {records, proof} */
 	json_t *signed_part = json_pack("{s:O,s:O}", "records", records, "proof", proof);
-	char *canon = signed_part ? json_dumps(signed_part, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	char *canon = signed_part ? json_dumps(signed_part, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
 	json_decref(signed_part);
 	int r = canon ? token_verify(jwks, sig, "authd-audit+jws", canon, strlen(canon), NULL, why, sizeof why)
 	              : AUTHD_ERR_NOMEM;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "authd_plugin.h"
 #include "err.h"
@@ -59,10 +60,10 @@ host_config(const char *section, const char *key)
 }
 
 static const struct authd_plugin_host face_host = {
-	.abi = AUTHD_PLUGIN_ABI,
-	.size = sizeof(struct authd_plugin_host),
-	.log = host_log,
-	.config = host_config,
+    .abi = AUTHD_PLUGIN_ABI,
+    .size = sizeof(struct authd_plugin_host),
+    .log = host_log,
+    .config = host_config,
 };
 
 struct face_plugin {
@@ -90,8 +91,8 @@ face_load(struct face_plugin *fp)
 	}
 	fp->api = dlsym(fp->dl, AUTHD_PLUGIN_SYMBOL);
 	if (fp->api == NULL || AUTHD_PLUGIN_MAJOR(fp->api->abi) != AUTHD_PLUGIN_MAJOR(AUTHD_PLUGIN_ABI) ||
-	    fp->api->size < need || fp->api->init == NULL || fp->api->fini == NULL || fp->api->compare == NULL ||
-	    fp->api->check == NULL) {
+	    fp->api->size < need || fp->api->init == NULL || fp->api->fini == NULL ||
+	    fp->api->compare == NULL || fp->api->check == NULL) {
 		fprintf(stderr, "authctl: %s is not a face plugin with compare/check\n", path);
 		dlclose(fp->dl);
 		fp->dl = NULL;
@@ -230,13 +231,8 @@ trim(char *s)
 static const char *
 resolve(const char *p, const char *base, char *buf, size_t len)
 {
-	FILE *f;
-
-	if (p[0] == '/' || base == NULL || (f = fopen(p, "rb")) != NULL) {
-		if (p[0] != '/' && base != NULL)
-			fclose(f);
+	if (p[0] == '/' || base == NULL || access(p, F_OK) == 0)
 		return p;
-	}
 	if ((size_t)snprintf(buf, len, "%s/%s", base, p) >= len)
 		return p;
 	return buf;
@@ -268,8 +264,8 @@ score_pairs(struct face_plugin *fp, const char *file)
 		*comma = '\0';
 		char *pa = trim(l), *pb = trim(comma + 1);
 		fprintf(stdout, "%s,%s,", pa, pb);
-		if (score_pair(fp, resolve(pa, base, bufa, sizeof(bufa)), resolve(pb, base, bufb, sizeof(bufb)), ',',
-			stdout) != 0)
+		if (score_pair(fp, resolve(pa, base, bufa, sizeof(bufa)),
+		               resolve(pb, base, bufb, sizeof(bufb)), ',', stdout) != 0)
 			errors++;
 		fflush(stdout);
 	}
@@ -289,8 +285,9 @@ cmd_face_score(int argc, char **argv)
 	int i = parse_opts(argc, argv, &pairs), rc;
 
 	if (i < 0 || (pairs == NULL && argc - i != 2) || (pairs != NULL && argc - i != 0)) {
-		fprintf(stderr, "usage: authctl face-score [--models-dir DIR] [--threshold T] A B\n"
-				"       authctl face-score [--models-dir DIR] [--threshold T] --pairs FILE\n");
+		fprintf(stderr,
+		        "usage: authctl face-score [--models-dir DIR] [--threshold T] A B\n"
+		        "       authctl face-score [--models-dir DIR] [--threshold T] --pairs FILE\n");
 		return 2;
 	}
 	if (face_load(&fp) < 0)
@@ -310,7 +307,8 @@ cmd_face_check(int argc, char **argv)
 	int i = parse_opts(argc, argv, NULL), rc = 0;
 
 	if (i < 0 || argc - i < 1) {
-		fprintf(stderr, "usage: authctl face-check [--models-dir DIR] [--liveness-threshold T] IMG...\n");
+		fprintf(stderr,
+		        "usage: authctl face-check [--models-dir DIR] [--liveness-threshold T] IMG...\n");
 		return 2;
 	}
 	if (face_load(&fp) < 0)

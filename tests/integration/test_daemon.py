@@ -234,6 +234,9 @@ class TestTokens(DaemonTest):
         self.assertEqual(x["result"], "allow")
         self.assertEqual(y["result"], "allow")
         self.assertNotEqual(x["token"], y["token"])
+        # both tokens name one transfer: it can be redeemed (executed) once
+        self.assertTrue(c.call("redeem", token=x["token"])["ok"])
+        self.assertEqual(c.call("redeem", token=y["token"])["error"]["code"], "conflict")
         z = c.call("policy_explain", txn=txn("TID-3", amount=1000))
         self.assertEqual(z["facts"]["approved_today"], 9000000)
 
@@ -292,15 +295,17 @@ class TestAdmin(DaemonTest):
         c = self.d.conn()
         for i in range(5):
             c.call("assess", txn=txn("TE-%d" % i, customer="C-%d" % (i % 2)))
+        self.assertTrue(c.call("unlock", customer="C-1", reason="mở khóa theo yêu cầu — chi nhánh Hà Nội")["ok"])
         bundle_path = os.path.join(self.d.tmp, "bundle.json")
         p = self.d.authctl("audit", "export", "--customer", "C-1", "-o", bundle_path)
         self.assertEqual(p.returncode, 0, p.stderr)
         b = json.load(open(bundle_path))
-        self.assertEqual([r["customer"] for r in b["records"]], ["C-1", "C-1"])
+        self.assertEqual([r["customer"] for r in b["records"]], ["C-1", "C-1", "C-1"])
+        self.assertIn("Hà Nội", b["records"][2]["reasons"][0])
         # each record's hash recomputes in Python from the documented canonical form
         for rec in b["records"]:
             body = {k: v for k, v in rec.items() if k not in ("prev", "hash")}
-            canon = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+            canon = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
             self.assertEqual(hashlib.sha256(bytes.fromhex(rec["prev"]) + canon).hexdigest(), rec["hash"])
         self.d.stop()    # offline: no daemon needed
         p = self.d.authctl("audit", "check", bundle_path)
@@ -389,6 +394,14 @@ class TestLifecycle(unittest.TestCase):
             d.start()
         self.assertIn("bogus_key", str(e.exception))
         self.assertIn(":3:", str(e.exception))
+        d.cleanup()
+
+    def test_empty_unknown_section_stops_startup(self):
+        d = Daemon("[policy]\nnew_device = off\n\n[polcy]\n")
+        with self.assertRaises(RuntimeError) as e:
+            d.start()
+        self.assertIn("[polcy]", str(e.exception))
+        self.assertIn(":4:", str(e.exception))
         d.cleanup()
 
     def test_sigterm_drains_and_sighup_reloads(self):
