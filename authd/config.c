@@ -34,6 +34,8 @@ static const struct key_def keys[] = {
 	{"server", "workers", K_UINT, F(server.workers), 1, 1024},
 	{"server", "idle_timeout", K_UINT, F(server.idle_timeout), 1, 86400},
 	{"server", "max_connections", K_UINT, F(server.max_connections), 1, 1000000},
+	{"server", "max_per_peer", K_UINT, F(server.max_per_peer), 1, 1000000},
+	{"server", "user", K_STR, F(server.user), 0, 0},
 	{"token", "alg", K_STR, F(token.alg), 0, 0},
 	{"token", "issuer", K_STR, F(token.issuer), 0, 0},
 	{"token", "audience", K_STR, F(token.audience), 0, 0},
@@ -62,6 +64,10 @@ static const struct key_def keys[] = {
 	{"face", "max_images", K_UINT, F(face.max_images), 1, 5},
 	{"store", "url", K_STR, F(store.url), 0, 0},
 	{"plugins", "dir", K_STR, F(plugins.dir), 0, 0},
+	{"pam", "rp_id", K_STR, F(pam.rp_id), 0, 0},
+	{"admin", "four_eyes", K_BOOL, F(admin.four_eyes), 0, 0},
+	{"admin", "four_eyes_ttl", K_UINT, F(admin.four_eyes_ttl), 60, 30 * 86400},
+	{"admin", "stepup_window", K_UINT, F(admin.stepup_window), 10, 86400},
 };
 #undef F
 
@@ -442,6 +448,7 @@ set_defaults(struct config *c)
 	c->server.workers = 0; /* 0: chosen from the core count */
 	c->server.idle_timeout = 60;
 	c->server.max_connections = 4096;
+	c->server.max_per_peer = 1024;
 	c->token.ttl = 120;
 	c->policy.lockout_after = 5;
 	c->policy.personal_amount = 10000000;
@@ -454,6 +461,9 @@ set_defaults(struct config *c)
 	c->policy.business_new_months = 12;
 	c->fido2.challenge_ttl = 120;
 	c->face.max_images = 3;
+	c->admin.four_eyes = 1;
+	c->admin.four_eyes_ttl = 86400;
+	c->admin.stepup_window = 300;
 	TRY(set_str(&c->server.socket, "/run/authd/authd.sock"));
 	TRY(set_str(&c->server.state_dir, "/var/lib/authd"));
 	TRY(set_str(&c->token.alg, "ES256"));

@@ -62,6 +62,8 @@ struct config {
 		unsigned workers;            /* extension: worker threads */
 		unsigned idle_timeout;       /* extension: seconds */
 		unsigned max_connections;    /* extension */
+		unsigned max_per_peer;       /* extension: connections per peer uid */
+		char *user;                  /* extension: drop to this user after binding */
 	} server;
 	struct {
 		char *alg; /* "ES256" or "EdDSA" */
@@ -108,6 +110,14 @@ struct config {
 	struct {
 		char *dir; /* extension: plugin directory */
 	} plugins;
+	struct {
+		char *rp_id;              /* extension: staff FIDO2 rp_id; NULL = "pam://<hostname>" */
+	} pam;
+	struct {
+		int four_eyes;            /* extension: sensitive admin ops on customers need a second staff member */
+		unsigned four_eyes_ttl;   /* extension: seconds a pending action stays approvable */
+		unsigned stepup_window;   /* extension: seconds a staff step-up (login_verify) counts as recent */
+	} admin;
 };
 
 /*

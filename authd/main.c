@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +62,42 @@ static const struct authd_plugin_host plugin_host = {
 	.log = host_log,
 	.config = host_config,
 };
+
+/*
+ * Started as root to bind a socket in a root-owned directory: become the
+ * configured user for good before the first request is read.
+ */
+static int
+drop_privileges(const char *user, const char *state_dir)
+{
+	if (user == NULL || geteuid() != 0)
+		return 0;
+	struct passwd *pw = getpwnam(user);
+	if (pw == NULL) {
+		log_msg(LOG_ERR, "[server] user: no such user '%s'", user);
+		return AUTHD_ERR_CONFIG;
+	}
+	/* The state dir belongs to the service user: it holds the store and keys. */
+	if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
+		log_msg(LOG_ERR, "cannot create state dir %s: %s", state_dir, strerror(errno));
+		return AUTHD_ERR_CONFIG;
+	}
+	struct stat st;
+	if (stat(state_dir, &st) != 0 || st.st_uid != pw->pw_uid) {
+		log_msg(LOG_ERR, "state dir %s must be owned by %s (chown -R %s %s)", state_dir, user, user, state_dir);
+		return AUTHD_ERR_CONFIG;
+	}
+	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+		log_msg(LOG_ERR, "cannot drop privileges to %s: %s", user, strerror(errno));
+		return AUTHD_ERR_CONFIG;
+	}
+	if (setuid(0) == 0) {
+		log_msg(LOG_ERR, "privileges could be regained after dropping to %s", user);
+		return AUTHD_ERR_CONFIG;
+	}
+	log_msg(LOG_INFO, "running as %s (uid %u)", user, (unsigned)pw->pw_uid);
+	return 0;
+}
 
 struct flags {
 	const char *config, *socket, *state_dir, *plugin_dir;
@@ -126,7 +164,7 @@ main(int argc, char **argv)
 	struct config *cfg = NULL;
 	struct geo *geo = NULL;
 	char err[512];
-	int c, rc = 1;
+	int c, rc = 1, lfd = -1;
 
 	while ((c = getopt_long(argc, argv, "c:s:d:p:fw:Vh", opts, NULL)) != -1) {
 		switch (c) {
@@ -177,6 +215,9 @@ main(int argc, char **argv)
 	authd_snap_set(&d, cfg, geo);
 	cfg = d.snap->cfg;
 
+	/* Bind first (may need root), then drop privileges, then open state. */
+	if (server_listen(cfg->server.socket, &lfd) < 0 || drop_privileges(cfg->server.user, cfg->server.state_dir) < 0)
+		goto out;
 	if (mkdir(cfg->server.state_dir, 0700) != 0 && errno != EEXIST) {
 		log_msg(LOG_ERR, "cannot create state dir %s: %s", cfg->server.state_dir, strerror(errno));
 		goto out;
@@ -209,14 +250,21 @@ main(int argc, char **argv)
 		.frame_timeout = 10,
 		.max_connections = cfg->server.max_connections,
 		.max_inflight = 256,
+		.max_per_peer = cfg->server.max_per_peer,
+		.listen_fd = lfd,
 		.reload = reload,
 	};
 	log_msg(LOG_INFO, "authd %s: state %s, store %s, token %s, config %s", AUTHD_VERSION, cfg->server.state_dir,
 	        store_kind(d.store), cfg->token.alg, cfg->path ? cfg->path : "(built-in defaults)");
 	if (server_run(&d, &so) == 0)
 		rc = 0;
+	lfd = -1; /* closed by server_run */
 	log_msg(LOG_INFO, "stopped");
 out:
+	if (lfd >= 0) {
+		close(lfd);
+		unlink(cfg->server.socket);
+	}
 	plugin_set_free(&d.plugins);
 	store_close(&d.store);
 	token_keyring_free(&d.keys);

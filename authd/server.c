@@ -414,12 +414,17 @@ conn_accept(struct server *s)
 		struct authd_snap *snap = authd_snap_get(s->d);
 		unsigned roles = ops_roles_for(snap->cfg, cred.uid, cred.gid);
 		authd_snap_put(&snap);
-		if (roles == 0 || s->n_conns >= s->o->max_connections || s->stopping) {
+		unsigned same_peer = 0;
+		for (struct conn *o = s->all; o != NULL && roles != 0; o = o->next_all)
+			same_peer += o->peer.uid == cred.uid;
+		if (roles == 0 || s->n_conns >= s->o->max_connections || same_peer >= s->o->max_per_peer ||
+		    s->stopping) {
 			if (roles == 0)
 				log_msg(LOG_WARNING, "refused connection from uid %u gid %u pid %d: not an allowed peer",
 				        (unsigned)cred.uid, (unsigned)cred.gid, (int)cred.pid);
-			else
-				log_msg(LOG_WARNING, "refused connection: %u connections open", s->n_conns);
+			else if (!s->stopping)
+				log_msg(LOG_WARNING, "refused connection from uid %u: %u open (%u for this peer)",
+				        (unsigned)cred.uid, s->n_conns, same_peer);
 			close(fd);
 			continue;
 		}
@@ -499,8 +504,8 @@ conn_writable(struct server *s, struct conn *c)
 	conn_review(s, c);
 }
 
-static int
-listen_socket(const char *path, int *out)
+int
+server_listen(const char *path, int *out)
 {
 	int fds = sd_listen_fds(1);
 	if (fds == 1 && sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) > 0) {
@@ -580,9 +585,7 @@ server_run(struct authd *d, const struct server_opts *o)
 	if ((s.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
 	    (s.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 || (s.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		goto out;
-	if ((r = listen_socket(o->socket_path, &s.lfd)) < 0)
-		goto out;
-	r = AUTHD_ERR_IO;
+	s.lfd = o->listen_fd;
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s.lfd};
 	if (epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.lfd, &ev) != 0)
 		goto out;

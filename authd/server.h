@@ -25,9 +25,17 @@ struct server_opts {
 	unsigned frame_timeout;   /* seconds a partial frame may take to arrive */
 	unsigned max_connections;
 	unsigned max_inflight;    /* queued requests per connection before reading pauses */
+	unsigned max_per_peer;    /* open connections per peer uid */
+	int listen_fd;            /* from server_listen() */
 	/* Called on SIGHUP from the I/O thread. */
 	void (*reload)(struct authd *d);
 };
+
+/*
+ * Binds socket_path (or takes the socket systemd passed) and listens; done
+ * first in main so privileges can be dropped before anything else is opened.
+ */
+int server_listen(const char *socket_path, int *fd) AUTHD_WUR;
 
 /* Serves until SIGTERM/SIGINT, then drains in-flight requests and returns. */
 int server_run(struct authd *d, const struct server_opts *o) AUTHD_WUR;

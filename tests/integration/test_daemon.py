@@ -387,6 +387,60 @@ class TestPeers(unittest.TestCase):
         self.assertTrue(r is None or "oserror" in r, r)
 
 
+class TestPrivileges(unittest.TestCase):
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to start as root and drop privileges")
+
+    def test_drops_to_service_user(self):
+        d = Daemon("[server]\nuser = nobody\nclients = 0\nadmins = 0\n[policy]\nnew_device = off\n")
+        try:
+            os.makedirs(d.state)
+            os.chown(d.state, 65534, 65534)
+            d.start()
+            status = open("/proc/%d/status" % d.proc.pid).read()
+            uids = [l for l in status.splitlines() if l.startswith("Uid:")][0].split()[1:]
+            self.assertEqual(uids, ["65534"] * 4)
+            c = d.conn()
+            self.assertEqual(c.call("assess", txn=txn("TPRIV-1"))["result"], "allow")
+            self.assertTrue(c.call("audit_verify")["valid"])
+            st = os.stat(os.path.join(d.state, "keys", "current.pem"))
+            self.assertEqual((st.st_uid, st.st_mode & 0o777), (65534, 0o600))
+        finally:
+            d.cleanup()
+
+    def test_refuses_state_dir_of_another_user(self):
+        d = Daemon("[server]\nuser = nobody\n")
+        os.makedirs(d.state)
+        with self.assertRaises(RuntimeError) as e:
+            d.start()
+        self.assertIn("must be owned by nobody", str(e.exception))
+        d.cleanup()
+
+
+class TestLimits(unittest.TestCase):
+    def test_connections_per_peer(self):
+        d = Daemon("[server]\nmax_per_peer = 5\n").start()
+        try:
+            time.sleep(0.5)   # let the start-up probe's connection close
+            conns, served = [d.conn() for _ in range(8)], 0
+            for c in conns:
+                try:
+                    r = c.call("health")
+                    served += 1 if r and r["ok"] else 0
+                except OSError:
+                    pass
+            # never more than the cap at once (a just-closed probe may still count)
+            self.assertIn(served, (4, 5))
+            self.assertIn("refused connection from uid", open(d.log).read())
+            for c in conns:
+                c.close()
+            time.sleep(0.3)
+            self.assertTrue(d.conn().call("health")["ok"])
+        finally:
+            d.cleanup()
+
+
 class TestLifecycle(unittest.TestCase):
     def test_unknown_config_key_stops_startup(self):
         d = Daemon("[policy]\nnew_device = off\nbogus_key = 1\n")
