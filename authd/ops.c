@@ -8,31 +8,41 @@
 #include "proto.h"
 #include "util.h"
 
+/* The op is a sensitive admin action: four-eyes may turn it into a pending action (ops_approve.c). */
+#define OP_FOUR_EYES 0x1u
+
 static const struct op_def {
 	const char *name;
 	unsigned roles;
 	op_fn fn;
+	unsigned flags;
 } op_table[] = {
-	{"health", ROLE_CLIENT | ROLE_ADMIN | ROLE_PAM, op_health},
-	{"jwks", ROLE_CLIENT | ROLE_ADMIN | ROLE_PAM, op_jwks},
-	{"assess", ROLE_CLIENT, op_assess},
-	{"verify", ROLE_CLIENT, op_verify},
-	{"redeem", ROLE_CLIENT, op_redeem},
-	{"enroll_fido2_begin", ROLE_CLIENT, op_enroll_fido2_begin},
-	{"enroll_fido2_finish", ROLE_CLIENT, op_enroll_fido2_finish},
-	{"enroll_face", ROLE_CLIENT, op_enroll_face},
-	{"delete_face", ROLE_CLIENT | ROLE_ADMIN, op_delete_face},
-	{"freeze", ROLE_ADMIN, op_freeze},
-	{"unfreeze", ROLE_ADMIN, op_unfreeze},
-	{"unlock", ROLE_ADMIN, op_unlock},
-	{"list_credentials", ROLE_ADMIN, op_list_credentials},
-	{"revoke_credential", ROLE_ADMIN, op_revoke_credential},
-	{"stats", ROLE_ADMIN, op_stats},
-	{"rotate_key", ROLE_ADMIN, op_rotate_key},
-	{"audit_verify", ROLE_ADMIN, op_audit_verify},
-	{"audit_export", ROLE_ADMIN, op_audit_export},
-	{"policy_explain", ROLE_ADMIN, op_policy_explain},
-	{"geo_lookup", ROLE_ADMIN, op_geo_lookup},
+	{"health", ROLE_CLIENT | ROLE_ADMIN | ROLE_PAM, op_health, 0},
+	{"jwks", ROLE_CLIENT | ROLE_ADMIN | ROLE_PAM, op_jwks, 0},
+	{"assess", ROLE_CLIENT, op_assess, 0},
+	{"verify", ROLE_CLIENT, op_verify, 0},
+	{"redeem", ROLE_CLIENT, op_redeem, 0},
+	/* Admins enroll staff ("staff" field) and, under four-eyes, change customers' enrollments. */
+	{"enroll_fido2_begin", ROLE_CLIENT | ROLE_ADMIN, op_enroll_fido2_begin, 0},
+	{"enroll_fido2_finish", ROLE_CLIENT | ROLE_ADMIN, op_enroll_fido2_finish, OP_FOUR_EYES},
+	{"enroll_face", ROLE_CLIENT | ROLE_ADMIN, op_enroll_face, OP_FOUR_EYES},
+	{"delete_face", ROLE_CLIENT | ROLE_ADMIN, op_delete_face, OP_FOUR_EYES},
+	{"freeze", ROLE_ADMIN, op_freeze, 0},
+	{"unfreeze", ROLE_ADMIN, op_unfreeze, OP_FOUR_EYES},
+	{"unlock", ROLE_ADMIN, op_unlock, OP_FOUR_EYES},
+	{"list_credentials", ROLE_ADMIN, op_list_credentials, 0},
+	{"revoke_credential", ROLE_ADMIN, op_revoke_credential, OP_FOUR_EYES},
+	{"stats", ROLE_ADMIN, op_stats, 0},
+	{"rotate_key", ROLE_ADMIN, op_rotate_key, 0},
+	{"audit_verify", ROLE_ADMIN, op_audit_verify, 0},
+	{"audit_export", ROLE_ADMIN, op_audit_export, 0},
+	{"policy_explain", ROLE_ADMIN, op_policy_explain, 0},
+	{"geo_lookup", ROLE_ADMIN, op_geo_lookup, 0},
+	{"login_begin", ROLE_PAM, op_login_begin, 0},
+	{"login_verify", ROLE_PAM, op_login_verify, 0},
+	{"login_status", ROLE_PAM, op_login_status, 0},
+	{"approve", ROLE_ADMIN, op_approve, 0},
+	{"pending_show", ROLE_ADMIN, op_pending_show, 0},
 };
 
 unsigned
@@ -88,7 +98,10 @@ dispatch(struct authd *d, const struct peer *peer, const uint8_t *payload, size_
 		r = AUTHD_ERR_NOMEM;
 		goto fail;
 	}
-	r = def->fn(&ctx, req.root, body);
+	if ((def->flags & OP_FOUR_EYES) && four_eyes_required(&ctx, def->name, req.root))
+		r = four_eyes_propose(&ctx, def->name, req.root, body);
+	else
+		r = def->fn(&ctx, req.root, body);
 	if (r < 0)
 		goto fail;
 	reply = proto_reply_ok(req.id, body);
@@ -107,6 +120,16 @@ out:
 	authd_snap_put(&ctx.snap);
 	proto_req_clear(&req);
 	return reply;
+}
+
+int
+ops_run(struct op_ctx *ctx, const char *op, const json_t *req, json_t *reply)
+{
+	for (size_t i = 0; i < sizeof op_table / sizeof op_table[0]; i++)
+		if (strcmp(op_table[i].name, op) == 0)
+			return op_table[i].fn(ctx, req, reply);
+	snprintf(ctx->msg, sizeof ctx->msg, "unknown op '%.64s'", op);
+	return AUTHD_ERR_UNSUPPORTED;
 }
 
 void

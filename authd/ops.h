@@ -1,8 +1,9 @@
 /*
  * Request dispatch: one table {op, roles, handler} (ops.c) and the
- * handlers, one file per group (ops_txn.c: assess/verify/redeem;
- * ops_enroll.c: enrollment; ops_admin.c: admin ops; ops_info.c: health,
- * jwks). Handlers run on worker threads.
+ * handlers, one file per group (ops_txn.c: assess/redeem; ops_verify.c:
+ * verify; ops_enroll.c: enrollment; ops_admin.c: admin ops; ops_info.c:
+ * health, jwks; ops_login.c: PAM logins; ops_approve.c: four-eyes).
+ * Handlers run on worker threads.
  */
 #ifndef AUTHD_OPS_H
 #define AUTHD_OPS_H
@@ -63,6 +64,58 @@ int op_new_id(const char *prefix, char *out, size_t cap) AUTHD_WUR;
 /* Reasons array text from static strings. Caller frees. */
 char *op_reasons_text(const char *const *reasons, size_t n);
 
+/*
+ * One code path for every step-up verification (ops_verify.c): verify
+ * (kind "txn") and login_verify (kind "login") differ only in this.
+ */
+struct store_tx;
+struct store_challenge;
+struct verify_kind {
+	const char *kind;        /* the challenge kind accepted: "txn" | "login" */
+	const char *audit_type;  /* "verify" | "login_verify" */
+	const char *locked_reason; /* "customer_locked" | "staff_locked" */
+	const char *rp_id;       /* FIDO2 rp_id and origins handed to the plugin */
+	const char *const *origins;
+	size_t n_origins;
+	/* Runs inside the commit of an approval (daily totals, step-up marks); body is the challenge body. */
+	int (*on_approved)(struct store_tx *tx, struct op_ctx *ctx, const struct store_challenge *ch,
+	                   const json_t *body);
+};
+int verify_challenge(struct op_ctx *ctx, const json_t *req, const struct verify_kind *k, json_t *reply) AUTHD_WUR;
+
+/* Staff identities (ops_login.c): "staff:<user>" subjects, the PAM rp_id, recent step-ups. */
+#define STAFF_PREFIX "staff:"
+/* 1 when s names a staff subject. */
+int staff_subject_is(const char *s);
+/* 1 when u is acceptable as a staff user name (letters, digits, . _ - @ $; not starting with - or .). */
+int staff_user_ok(const char *u);
+/* [pam] rp_id, else "pam://<hostname>", into out. */
+void staff_rp_id(const struct config *cfg, char *out, size_t cap);
+/* 0 when user passed step-up (an approved login_verify) within [admin] stepup_window; AUTHD_ERR_UNAUTHORIZED if not. */
+int staff_stepup_recent(struct store_tx *tx, struct op_ctx *ctx, const char *user, int64_t *when) AUTHD_WUR;
+
+/* Four-eyes (ops_approve.c): 1 when this request must become a pending action. */
+int four_eyes_required(struct op_ctx *ctx, const char *op, const json_t *req);
+/* Stores the request as a pending action and fills reply {"result":"pending","pending_id",...}. */
+int four_eyes_propose(struct op_ctx *ctx, const char *op, const json_t *req, json_t *reply) AUTHD_WUR;
+/* Runs the handler of a registered op (ops.c), for an approved pending action. */
+int ops_run(struct op_ctx *ctx, const char *op, const json_t *req, json_t *reply) AUTHD_WUR;
+
+/* FIDO2 enrollment in two steps (ops_enroll.c), so four-eyes can hold a finish: take the pending
+ * enrollment named by req (single use), later complete it with req's "fido2" object. */
+struct store_enrollment;
+int enroll_fido2_take(struct op_ctx *ctx, const json_t *req, struct store_enrollment *e) AUTHD_WUR;
+int enroll_fido2_complete(struct op_ctx *ctx, const struct store_enrollment *e, const json_t *req,
+                          json_t *reply) AUTHD_WUR;
+
+/*
+ * Face enrollment held for four-eyes (ops_enroll.c): the plugin runs now; what it accepted is
+ * sealed into *held (caller decrefs; NULL when it rejected, reply then says why) and stored
+ * only by enroll_commit_held. No raw image is kept.
+ */
+int enroll_face_hold(struct op_ctx *ctx, const json_t *req, json_t *reply, json_t **held) AUTHD_WUR;
+int enroll_commit_held(struct op_ctx *ctx, const json_t *held, json_t *reply) AUTHD_WUR;
+
 /* handlers */
 int op_health(struct op_ctx *, const json_t *, json_t *);
 int op_jwks(struct op_ctx *, const json_t *, json_t *);
@@ -84,5 +137,10 @@ int op_audit_verify(struct op_ctx *, const json_t *, json_t *);
 int op_audit_export(struct op_ctx *, const json_t *, json_t *);
 int op_policy_explain(struct op_ctx *, const json_t *, json_t *);
 int op_geo_lookup(struct op_ctx *, const json_t *, json_t *);
+int op_login_begin(struct op_ctx *, const json_t *, json_t *);
+int op_login_verify(struct op_ctx *, const json_t *, json_t *);
+int op_login_status(struct op_ctx *, const json_t *, json_t *);
+int op_approve(struct op_ctx *, const json_t *, json_t *);
+int op_pending_show(struct op_ctx *, const json_t *, json_t *);
 
 #endif

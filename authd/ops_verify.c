@@ -4,6 +4,11 @@
  * transaction (it may take tens of milliseconds); its verdict is then
  * committed atomically with the challenge consumption, the lockout counter,
  * the daily total and the audit record.
+ *
+ * verify_challenge() is the one code path for every kind of challenge:
+ * verify (kind "txn") and login_verify (kind "login", ops_login.c) differ
+ * only in the struct verify_kind they pass (rp_id, origins, what an
+ * approval adds to the store, the audit type).
  */
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +40,7 @@ verify_load_fn(struct store_tx *tx, void *arg)
 
 struct verify_commit {
 	struct op_ctx *ctx;
+	const struct verify_kind *k;
 	const struct verify_load *l;
 	const char *method;
 	int approved;
@@ -66,7 +72,8 @@ verify_commit_fn(struct store_tx *tx, void *arg)
 	hex_encode(ch->txn_hash, 32, hash_hex);
 	if (body == NULL)
 		return AUTHD_ERR_INTERNAL;
-	TRY(store_lockout_get(tx, ch->subject, &lo));
+	if ((r = store_lockout_get(tx, ch->subject, &lo)) < 0)
+		goto out;
 	if (v->approved && !lo.locked) {
 		if (v->updated != NULL) {
 			uint8_t *sealed = NULL;
@@ -88,23 +95,9 @@ verify_commit_fn(struct store_tx *tx, void *arg)
 		if ((r = store_challenge_consume(tx, ch->id, ctx->now)) < 0)
 			goto out;
 		lo.failures = 0;
-		TRY(store_lockout_put(tx, ch->subject, &lo));
-		struct store_approval a = {
-			.txn_id = ch->txn_id,
-			.customer = ch->subject,
-			.currency = json_string_value(json_object_get(body, "currency")),
-			.device_id = json_string_value(json_object_get(body, "device_id")),
-			.account_type = (int)json_integer_value(json_object_get(body, "account_type")),
-			.day = txn_day_vn(ctx->now),
-			.amount = json_integer_value(json_object_get(body, "amount")),
-			.ts = ctx->now,
-		};
-		int added;
-		if (a.currency == NULL) {
-			r = AUTHD_ERR_INTERNAL;
+		if ((r = store_lockout_put(tx, ch->subject, &lo)) < 0)
 			goto out;
-		}
-		if ((r = store_approval_add(tx, &a, &added)) < 0 || (r = op_new_id("", v->jti, sizeof v->jti)) < 0)
+		if ((r = v->k->on_approved(tx, ctx, ch, body)) < 0 || (r = op_new_id("", v->jti, sizeof v->jti)) < 0)
 			goto out;
 		snprintf(v->result, sizeof v->result, "approved");
 		v->reasons_text = json_dumps(json_object_get(body, "reasons"), JSON_COMPACT);
@@ -118,11 +111,13 @@ verify_commit_fn(struct store_tx *tx, void *arg)
 			if ((unsigned)lo.failures >= ctx->cfg->policy.lockout_after)
 				lo.locked = 1;
 			snprintf(v->result, sizeof v->result, "%s", lo.locked ? "locked" : "rejected");
-			TRY(store_lockout_put(tx, ch->subject, &lo));
-			TRY(store_challenge_attempt(tx, ch->id, lo.locked));
-			if (v->disable_used && v->used != NULL)
-				TRY(store_cred_set_state(tx, ch->subject, v->method, v->used->id, v->used->id_len,
-				                         CRED_DISABLED));
+			if ((r = store_lockout_put(tx, ch->subject, &lo)) < 0 ||
+			    (r = store_challenge_attempt(tx, ch->id, lo.locked)) < 0)
+				goto out;
+			if (v->disable_used && v->used != NULL &&
+			    (r = store_cred_set_state(tx, ch->subject, v->method, v->used->id, v->used->id_len,
+			                              CRED_DISABLED)) < 0)
+				goto out;
 		}
 		v->attempts_left = lo.locked ? 0 : (int)ctx->cfg->policy.lockout_after - lo.failures;
 		v->reasons_text = op_reasons_text(v->reasons, v->n_reasons);
@@ -131,7 +126,7 @@ verify_commit_fn(struct store_tx *tx, void *arg)
 		r = AUTHD_ERR_NOMEM;
 		goto out;
 	}
-	struct audit_rec rec = {.ts = ctx->now, .type = "verify", .customer = ch->subject,
+	struct audit_rec rec = {.ts = ctx->now, .type = v->k->audit_type, .customer = ch->subject,
 	                        .account = json_string_value(json_object_get(body, "account")),
 	                        .txn_hash = hash_hex, .result = v->result, .reasons = v->reasons_text,
 	                        .method = v->method, .jti = v->jti[0] ? v->jti : NULL, .actor = ctx->actor};
@@ -178,8 +173,43 @@ open_records(struct op_ctx *ctx, struct verify_load *l, struct authd_record *rec
 	return 0;
 }
 
+/* Daily totals: an approved transfer counts towards the customer's day. */
+static int
+txn_approved(struct store_tx *tx, struct op_ctx *ctx, const struct store_challenge *ch, const json_t *body)
+{
+	struct store_approval a = {
+		.txn_id = ch->txn_id,
+		.customer = ch->subject,
+		.currency = json_string_value(json_object_get(body, "currency")),
+		.device_id = json_string_value(json_object_get(body, "device_id")),
+		.account_type = (int)json_integer_value(json_object_get(body, "account_type")),
+		.day = txn_day_vn(ctx->now),
+		.amount = json_integer_value(json_object_get(body, "amount")),
+		.ts = ctx->now,
+	};
+	int added;
+	if (a.currency == NULL)
+		return AUTHD_ERR_INTERNAL;
+	return store_approval_add(tx, &a, &added);
+}
+
 int
 op_verify(struct op_ctx *ctx, const json_t *req, json_t *reply)
+{
+	const struct verify_kind k = {
+		.kind = "txn",
+		.audit_type = "verify",
+		.locked_reason = "customer_locked",
+		.rp_id = ctx->cfg->fido2.rp_id,
+		.origins = (const char *const *)ctx->cfg->fido2.origins,
+		.n_origins = ctx->cfg->fido2.n_origins,
+		.on_approved = txn_approved,
+	};
+	return verify_challenge(ctx, req, &k, reply);
+}
+
+int
+verify_challenge(struct op_ctx *ctx, const json_t *req, const struct verify_kind *k, json_t *reply)
 {
 	const char *chid, *method;
 	struct verify_load l = {0};
@@ -188,7 +218,7 @@ op_verify(struct op_ctx *ctx, const json_t *req, json_t *reply)
 	size_t plain_len[64] = {0}, idx[64], n = 0;
 	char *mjson = NULL;
 	struct authd_verify_out out = {.size = sizeof out, .verdict = AUTHD_VERDICT_DENY, .record_index = -1};
-	struct verify_commit v = {.ctx = ctx};
+	struct verify_commit v = {.ctx = ctx, .k = k};
 	int r;
 
 	TRY(op_get_str(ctx, req, "challenge_id", 63, 1, &chid));
@@ -210,7 +240,7 @@ op_verify(struct op_ctx *ctx, const json_t *req, json_t *reply)
 			snprintf(ctx->msg, sizeof ctx->msg, "no such challenge");
 		goto out;
 	}
-	if (strcmp(l.ch.kind, "txn") != 0) {
+	if (strcmp(l.ch.kind, k->kind) != 0) {
 		r = AUTHD_ERR_NOT_FOUND;
 		snprintf(ctx->msg, sizeof ctx->msg, "no such challenge");
 		goto out;
@@ -222,7 +252,7 @@ op_verify(struct op_ctx *ctx, const json_t *req, json_t *reply)
 	}
 	v.l = &l;
 	v.method = method;
-	static const char *const locked_reason[] = {"customer_locked"};
+	const char *const locked_reason[] = {k->locked_reason ? k->locked_reason : "customer_locked"};
 	static const char *const none_reason[] = {"not_enrolled"};
 	if (!l.lo.locked && (r = open_records(ctx, &l, recs, plain, plain_len, idx, &n)) < 0)
 		goto out;
@@ -248,9 +278,9 @@ op_verify(struct op_ctx *ctx, const json_t *req, json_t *reply)
 			.records = recs,
 			.n_records = n,
 			.flags = strcmp(ctx->cfg->fido2.user_verification, "required") == 0 ? AUTHD_VERIFY_UV_REQUIRED : 0,
-			.rp_id = ctx->cfg->fido2.rp_id,
-			.origins = (const char *const *)ctx->cfg->fido2.origins,
-			.n_origins = ctx->cfg->fido2.n_origins,
+			.rp_id = k->rp_id,
+			.origins = k->origins,
+			.n_origins = k->n_origins,
 		};
 		int pr = p->api->verify(p->state, &in, &out);
 		if (pr < 0 && pr != AUTHD_ERR_BAD_REQUEST && pr != AUTHD_ERR_TOO_LARGE && pr != AUTHD_ERR_TRUNCATED) {

@@ -56,6 +56,7 @@ typedef int (*store_row_cb)(const struct store_row *row, void *arg);
 
 struct store_backend {
 	const char *kind;
+	int latest_version; /* the schema version this build migrates to */
 	/* Recognises a [store] url; 1 when this backend handles it. */
 	int (*accepts)(const char *url);
 	/* Opens a connection (the writer when !readonly). */

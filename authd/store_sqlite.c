@@ -1,11 +1,12 @@
 /*
- * SQLite backend of store.h: WAL mode, one writer thread doing group
- * commit, per-thread read-only connections. All of the SQLite SQL is here.
+ * SQLite backend of the store (store_int.h): WAL mode with
+ * synchronous=FULL; the generic layer (store.c) drives one writer
+ * connection doing group commit and per-thread read-only connections.
+ * BEGIN IMMEDIATE serializes write batches against any other process on
+ * the same file. All of the SQLite SQL is here.
  */
 #include "store.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +15,15 @@
 #include <sqlite3.h>
 
 #include "audit.h"
+#include "store_int.h"
 #include "util.h"
 
-#define BATCH_MAX 512
-#define SCHEMA_VERSION 1
-
+/*
+ * Versioned migrations; the numbering is shared with store_pg.c (migration
+ * N brings both backends to the same logical schema N). The version is in
+ * meta('schema_version').
+ */
 static const char *const schema_v1[] = {
-	"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL)",
 	"CREATE TABLE IF NOT EXISTS challenges(id TEXT PRIMARY KEY, kind TEXT NOT NULL, subject TEXT NOT NULL,"
 	" txn_id TEXT NOT NULL, txn_hash BLOB NOT NULL, challenge BLOB NOT NULL, created INTEGER NOT NULL,"
 	" expires INTEGER NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL, body TEXT NOT NULL)",
@@ -96,50 +99,16 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
 };
 
-struct conn {
+struct store_conn {
 	sqlite3 *db;
 	sqlite3_stmt *st[S__COUNT];
-	struct conn *next; /* every connection, for closing */
-};
-
-struct job {
-	store_fn fn;
-	void *arg;
-	int result;
-	int done;
-	struct job *next;
-};
-
-struct store {
-	char path[4096];
-	struct conn *writer_conn;
-	pthread_t writer;
-	int writer_started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv_work, cv_done;
-	struct job *head, *tail;
-	int stop;
-	int broken; /* last commit failed */
-	/* Audit chain head, owned by the writer thread. */
-	int64_t head_seq;
-	char head_hash[65];
-	pthread_key_t reader_key;
-	struct conn *all_conns;
-	pthread_mutex_t conns_mu;
-};
-
-struct store_tx {
-	struct store *s;
-	struct conn *c;
-	int writable;
-	int64_t head_seq;
-	char head_hash[65];
+	struct store_conn *next; /* every connection, for closing */
 };
 
 static int
-conn_open(const char *path, int readonly, struct conn **out)
+conn_open_path(const char *path, int readonly, struct store_conn **out)
 {
-	struct conn *c = calloc(1, sizeof *c);
+	struct store_conn *c = calloc(1, sizeof *c);
 	if (c == NULL)
 		return AUTHD_ERR_NOMEM;
 	int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
@@ -162,7 +131,7 @@ fail:
 }
 
 static void
-conn_close(struct conn *c)
+sq_conn_close(struct store_conn *c)
 {
 	for (int i = 0; i < S__COUNT; i++)
 		sqlite3_finalize(c->st[i]);
@@ -174,7 +143,7 @@ conn_close(struct conn *c)
 static sqlite3_stmt *
 stmt(struct store_tx *tx, enum stmt_id id)
 {
-	struct conn *c = tx->c;
+	struct store_conn *c = tx->c;
 	if (c->st[id] == NULL) {
 		if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL) !=
 		    SQLITE_OK)
@@ -254,12 +223,6 @@ exec_done(struct store_tx *tx, sqlite3_stmt *st, int *changes)
 			goto out;                  \
 	} while (0)
 
-static int
-must_write(struct store_tx *tx)
-{
-	return tx->writable ? 0 : AUTHD_ERR_INTERNAL;
-}
-
 static char *
 col_strdup(sqlite3_stmt *st, int i)
 {
@@ -285,12 +248,11 @@ col_blob(sqlite3_stmt *st, int i, uint8_t *dst, size_t len)
 
 /* ---------------- challenges ---------------- */
 
-int
-store_challenge_put(struct store_tx *tx, const struct store_challenge *c)
+static int
+sq_challenge_put(struct store_tx *tx, const struct store_challenge *c)
 {
 	sqlite3_stmt *st;
 	int r;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, S_CH_PUT)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_text(st, 1, c->id));
@@ -310,8 +272,8 @@ out:
 	return r;
 }
 
-int
-store_challenge_get(struct store_tx *tx, const char *id, struct store_challenge *c)
+static int
+sq_challenge_get(struct store_tx *tx, const char *id, struct store_challenge *c)
 {
 	sqlite3_stmt *st = stmt(tx, S_CH_GET);
 	int r;
@@ -341,12 +303,11 @@ out:
 	return r;
 }
 
-int
-store_challenge_consume(struct store_tx *tx, const char *id, int64_t now)
+static int
+sq_challenge_consume(struct store_tx *tx, const char *id, int64_t now)
 {
 	sqlite3_stmt *st;
 	int r, n = 0;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, S_CH_CONSUME)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_text(st, 1, id));
@@ -358,12 +319,11 @@ out:
 	return r;
 }
 
-int
-store_challenge_attempt(struct store_tx *tx, const char *id, int kill)
+static int
+sq_challenge_attempt(struct store_tx *tx, const char *id, int kill)
 {
 	sqlite3_stmt *st;
 	int r;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, kill ? S_CH_KILL : S_CH_ATTEMPT)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_text(st, 1, id));
@@ -375,8 +335,8 @@ out:
 
 /* ---------------- decisions ---------------- */
 
-int
-store_decision_get(struct store_tx *tx, const char *txn_id, struct store_decision *d)
+static int
+sq_decision_get(struct store_tx *tx, const char *txn_id, struct store_decision *d)
 {
 	sqlite3_stmt *st = stmt(tx, S_DEC_GET);
 	int r;
@@ -399,12 +359,11 @@ out:
 	return r;
 }
 
-int
-store_decision_put(struct store_tx *tx, const char *txn_id, const struct store_decision *d)
+static int
+sq_decision_put(struct store_tx *tx, const char *txn_id, const struct store_decision *d)
 {
 	sqlite3_stmt *st;
 	int r;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, S_DEC_PUT)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_text(st, 1, txn_id));
@@ -421,12 +380,11 @@ out:
 
 /* ---------------- approvals, totals, devices ---------------- */
 
-int
-store_approval_add(struct store_tx *tx, const struct store_approval *a, int *added)
+static int
+sq_approval_add(struct store_tx *tx, const struct store_approval *a, int *added)
 {
 	sqlite3_stmt *st;
 	int r, n = 0;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, S_APPR_ADD)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_text(st, 1, a->txn_id));
@@ -453,8 +411,8 @@ out:
 	return r;
 }
 
-int
-store_total_get(struct store_tx *tx, const char *customer, int account_type, const char *currency, int64_t day,
+static int
+sq_total_get(struct store_tx *tx, const char *customer, int account_type, const char *currency, int64_t day,
                 int64_t *sum)
 {
 	sqlite3_stmt *st = stmt(tx, S_TOTAL);
@@ -492,31 +450,26 @@ out:
 	return r;
 }
 
-int
-store_device_seen(struct store_tx *tx, const char *customer, const char *device_id, int *seen)
+static int
+sq_device_seen(struct store_tx *tx, const char *customer, const char *device_id, int *seen)
 {
-	if (device_id == NULL || device_id[0] == '\0') {
-		*seen = 0;
-		return 0;
-	}
 	return exists(tx, S_DEV_SEEN, customer, device_id, seen);
 }
 
 /* ---------------- frozen, lockouts ---------------- */
 
-int
-store_frozen_get(struct store_tx *tx, const char *account, int *frozen)
+static int
+sq_frozen_get(struct store_tx *tx, const char *account, int *frozen)
 {
 	return exists(tx, S_FROZEN_GET, account, NULL, frozen);
 }
 
-int
-store_frozen_set(struct store_tx *tx, const char *account, int frozen, const char *reason, int64_t now,
+static int
+sq_frozen_set(struct store_tx *tx, const char *account, int frozen, const char *reason, int64_t now,
                  int *changed)
 {
 	sqlite3_stmt *st;
 	int r;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, frozen ? S_FROZEN_ADD : S_FROZEN_DEL)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_text(st, 1, account));
@@ -530,8 +483,8 @@ out:
 	return r;
 }
 
-int
-store_lockout_get(struct store_tx *tx, const char *subject, struct store_lockout *l)
+static int
+sq_lockout_get(struct store_tx *tx, const char *subject, struct store_lockout *l)
 {
 	sqlite3_stmt *st = stmt(tx, S_LOCK_GET);
 	int r;
@@ -552,12 +505,11 @@ out:
 	return r;
 }
 
-int
-store_lockout_put(struct store_tx *tx, const char *subject, const struct store_lockout *l)
+static int
+sq_lockout_put(struct store_tx *tx, const char *subject, const struct store_lockout *l)
 {
 	sqlite3_stmt *st;
 	int r;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, S_LOCK_PUT)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_text(st, 1, subject));
@@ -573,12 +525,11 @@ out:
 
 /* ---------------- redeemed tokens ---------------- */
 
-int
-store_jti_redeem(struct store_tx *tx, const char *jti, int64_t exp, int64_t now)
+static int
+sq_jti_redeem(struct store_tx *tx, const char *jti, int64_t exp, int64_t now)
 {
 	sqlite3_stmt *st;
 	int r, n = 0;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, S_JTI)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_text(st, 1, jti));
@@ -593,12 +544,11 @@ out:
 
 /* ---------------- credentials ---------------- */
 
-int
-store_cred_add(struct store_tx *tx, const struct store_cred *c)
+static int
+sq_cred_add(struct store_tx *tx, const struct store_cred *c)
 {
 	sqlite3_stmt *st;
 	int r;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, S_CRED_ADD)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_text(st, 1, c->method));
@@ -613,19 +563,8 @@ out:
 	return r;
 }
 
-void
-store_creds_free(struct store_cred **c, size_t n)
-{
-	if (c == NULL || *c == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		util_free_secret(&(*c)[i].data, (*c)[i].data_len);
-	free(*c);
-	*c = NULL;
-}
-
-int
-store_cred_list(struct store_tx *tx, const char *subject, const char *method, struct store_cred **out, size_t *n)
+static int
+sq_cred_list(struct store_tx *tx, const char *subject, const char *method, struct store_cred **out, size_t *n)
 {
 	sqlite3_stmt *st = stmt(tx, method ? S_CRED_LIST : S_CRED_LIST_ALL);
 	struct store_cred *v = NULL;
@@ -686,13 +625,12 @@ out:
 	return r;
 }
 
-int
-store_cred_update(struct store_tx *tx, const char *method, const uint8_t *id, size_t id_len, const uint8_t *old,
+static int
+sq_cred_update(struct store_tx *tx, const char *method, const uint8_t *id, size_t id_len, const uint8_t *old,
                   size_t old_len, const uint8_t *data, size_t data_len)
 {
 	sqlite3_stmt *st;
 	int r, n = 0;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, S_CRED_UPDATE)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_blob(st, 1, data, data_len));
@@ -706,13 +644,12 @@ out:
 	return r;
 }
 
-int
-store_cred_set_state(struct store_tx *tx, const char *subject, const char *method, const uint8_t *id,
+static int
+sq_cred_set_state(struct store_tx *tx, const char *subject, const char *method, const uint8_t *id,
                      size_t id_len, int state)
 {
 	sqlite3_stmt *st;
 	int r, n = 0;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, S_CRED_STATE)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_i64(st, 1, state));
@@ -726,12 +663,11 @@ out:
 	return r;
 }
 
-int
-store_cred_delete(struct store_tx *tx, const char *subject, const char *method, int *n)
+static int
+sq_cred_delete(struct store_tx *tx, const char *subject, const char *method, int *n)
 {
 	sqlite3_stmt *st;
 	int r;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, S_CRED_DEL)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_text(st, 1, subject));
@@ -744,12 +680,11 @@ out:
 
 /* ---------------- enrollments ---------------- */
 
-int
-store_enrollment_put(struct store_tx *tx, const struct store_enrollment *e)
+static int
+sq_enrollment_put(struct store_tx *tx, const struct store_enrollment *e)
 {
 	sqlite3_stmt *st;
 	int r;
-	TRY(must_write(tx));
 	if ((st = stmt(tx, S_ENR_PUT)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_text(st, 1, e->id));
@@ -762,12 +697,11 @@ out:
 	return r;
 }
 
-int
-store_enrollment_take(struct store_tx *tx, const char *id, int64_t now, struct store_enrollment *e)
+static int
+sq_enrollment_take(struct store_tx *tx, const char *id, int64_t now, struct store_enrollment *e)
 {
 	sqlite3_stmt *st;
 	int r;
-	TRY(must_write(tx));
 	memset(e, 0, sizeof *e);
 	if ((st = stmt(tx, S_ENR_GET)) == NULL)
 		return AUTHD_ERR_INTERNAL;
@@ -794,15 +728,28 @@ out:
 
 /* ---------------- audit ---------------- */
 
-int
-store_audit_append(struct store_tx *tx, struct audit_rec *rec)
+static int
+sq_audit_head(struct store_tx *tx, int64_t *seq, char hash[65])
+{
+	sqlite3_stmt *st = stmt(tx, S_AUDIT_HEAD);
+	if (st == NULL)
+		return AUTHD_ERR_INTERNAL;
+	*seq = 0;
+	memcpy(hash, AUDIT_GENESIS, 65);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(st, 0);
+		col_copy(st, 1, hash, 65);
+	}
+	done(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_rc(rc) ? map_rc(rc) : AUTHD_ERR_INTERNAL;
+}
+
+static int
+sq_audit_insert(struct store_tx *tx, const struct audit_rec *rec)
 {
 	sqlite3_stmt *st;
 	int r;
-	TRY(must_write(tx));
-	rec->seq = tx->head_seq + 1;
-	memcpy(rec->prev, tx->head_hash, 65);
-	TRY(audit_hash(rec->prev, rec, rec->hash));
 	if ((st = stmt(tx, S_AUDIT_ADD)) == NULL)
 		return AUTHD_ERR_INTERNAL;
 	BIND(bind_i64(st, 1, rec->seq));
@@ -818,10 +765,7 @@ store_audit_append(struct store_tx *tx, struct audit_rec *rec)
 	BIND(bind_text(st, 11, rec->actor));
 	BIND(bind_text(st, 12, rec->prev));
 	BIND(bind_text(st, 13, rec->hash));
-	TRY(exec_done(tx, st, NULL));
-	tx->head_seq = rec->seq;
-	memcpy(tx->head_hash, rec->hash, 65);
-	return 0;
+	return exec_done(tx, st, NULL);
 out:
 	done(st);
 	return r;
@@ -833,8 +777,8 @@ col_text(sqlite3_stmt *st, int i)
 	return (const char *)sqlite3_column_text(st, i);
 }
 
-int
-store_audit_scan(struct store_tx *tx, int64_t from_seq, store_audit_cb cb, void *arg)
+static int
+sq_audit_scan(struct store_tx *tx, int64_t from_seq, store_audit_cb cb, void *arg)
 {
 	sqlite3_stmt *st = stmt(tx, S_AUDIT_SCAN);
 	int r = 0, rc;
@@ -866,8 +810,8 @@ out:
 	return r;
 }
 
-int
-store_count(struct store_tx *tx, const char *what, int64_t *n)
+static int
+sq_count(struct store_tx *tx, const char *what, int64_t *n)
 {
 	static const char *const tables[] = {"audit", "challenges", "decisions", "approvals", "frozen",
 	                                     "redeemed", "credentials", "lockouts"};
@@ -892,274 +836,260 @@ store_count(struct store_tx *tx, const char *what, int64_t *n)
 	return AUTHD_ERR_NOT_FOUND;
 }
 
-/* ---------------- transactions and the writer ---------------- */
+/* ---------------- transactions ---------------- */
 
 static int
-exec_sql(struct conn *c, const char *sql)
+exec_sql(struct store_conn *c, const char *sql)
 {
 	return map_rc(sqlite3_exec(c->db, sql, NULL, NULL, NULL));
 }
 
-static void
-run_batch(struct store *s, struct job *batch)
+static int
+sq_begin(struct store_conn *c, int writable)
 {
-	struct store_tx tx = {s, s->writer_conn, 1, s->head_seq, ""};
-	memcpy(tx.head_hash, s->head_hash, 65);
-	int r = exec_sql(s->writer_conn, "BEGIN IMMEDIATE");
-	if (r < 0) {
-		for (struct job *j = batch; j; j = j->next)
-			j->result = AUTHD_ERR_UNAVAILABLE;
-		return;
-	}
-	for (struct job *j = batch; j; j = j->next) {
-		int64_t seq0 = tx.head_seq;
-		char hash0[65];
-		memcpy(hash0, tx.head_hash, 65);
-		if (exec_sql(s->writer_conn, "SAVEPOINT job") < 0) {
-			j->result = AUTHD_ERR_UNAVAILABLE;
-			continue;
-		}
-		j->result = j->fn(&tx, j->arg);
-		if (j->result < 0) {
-			(void)exec_sql(s->writer_conn, "ROLLBACK TO job");
-			tx.head_seq = seq0;
-			memcpy(tx.head_hash, hash0, 65);
-		}
-		(void)exec_sql(s->writer_conn, "RELEASE job");
-	}
-	if (exec_sql(s->writer_conn, "COMMIT") < 0) {
-		(void)exec_sql(s->writer_conn, "ROLLBACK");
-		s->broken = 1;
-		for (struct job *j = batch; j; j = j->next)
-			j->result = AUTHD_ERR_UNAVAILABLE;
-		return;
-	}
-	s->broken = 0;
-	s->head_seq = tx.head_seq;
-	memcpy(s->head_hash, tx.head_hash, 65);
-}
-
-static void *
-writer_main(void *arg)
-{
-	struct store *s = arg;
-	pthread_mutex_lock(&s->mu);
-	for (;;) {
-		while (s->head == NULL && !s->stop)
-			pthread_cond_wait(&s->cv_work, &s->mu);
-		if (s->head == NULL && s->stop)
-			break;
-		struct job *batch = s->head, *last = batch;
-		int n = 1;
-		while (last->next != NULL && n < BATCH_MAX) {
-			last = last->next;
-			n++;
-		}
-		s->head = last->next;
-		if (s->head == NULL)
-			s->tail = NULL;
-		last->next = NULL;
-		pthread_mutex_unlock(&s->mu);
-		run_batch(s, batch);
-		pthread_mutex_lock(&s->mu);
-		for (struct job *j = batch; j;) {
-			struct job *next = j->next; /* j may vanish once done is seen */
-			j->done = 1;
-			j = next;
-		}
-		pthread_cond_broadcast(&s->cv_done);
-	}
-	pthread_mutex_unlock(&s->mu);
-	return NULL;
-}
-
-int
-store_write(struct store *s, store_fn fn, void *arg)
-{
-	struct job j = {fn, arg, 0, 0, NULL};
-	pthread_mutex_lock(&s->mu);
-	if (s->stop) {
-		pthread_mutex_unlock(&s->mu);
-		return AUTHD_ERR_UNAVAILABLE;
-	}
-	if (s->tail)
-		s->tail->next = &j;
-	else
-		s->head = &j;
-	s->tail = &j;
-	pthread_cond_signal(&s->cv_work);
-	while (!j.done)
-		pthread_cond_wait(&s->cv_done, &s->mu);
-	pthread_mutex_unlock(&s->mu);
-	return j.result;
-}
-
-static struct conn *
-reader_conn(struct store *s)
-{
-	struct conn *c = pthread_getspecific(s->reader_key);
-	if (c != NULL)
-		return c;
-	if (conn_open(s->path, 1, &c) < 0)
-		return NULL;
-	pthread_mutex_lock(&s->conns_mu);
-	c->next = s->all_conns;
-	s->all_conns = c;
-	pthread_mutex_unlock(&s->conns_mu);
-	pthread_setspecific(s->reader_key, c);
-	return c;
-}
-
-int
-store_read(struct store *s, store_fn fn, void *arg)
-{
-	struct conn *c = reader_conn(s);
-	if (c == NULL)
-		return AUTHD_ERR_UNAVAILABLE;
-	struct store_tx tx = {s, c, 0, 0, ""};
-	if (exec_sql(c, "BEGIN") < 0)
-		return AUTHD_ERR_UNAVAILABLE;
-	int r = fn(&tx, arg);
-	(void)exec_sql(c, "COMMIT");
-	return r;
-}
-
-const char *
-store_health(struct store *s)
-{
-	return s->broken ? "last commit failed" : "ok";
-}
-
-const char *
-store_kind(const struct store *s)
-{
-	(void)s;
-	return "sqlite";
+	/* IMMEDIATE: the write lock is taken now, so batches never interleave. */
+	return exec_sql(c, writable ? "BEGIN IMMEDIATE" : "BEGIN") < 0 ? AUTHD_ERR_UNAVAILABLE : 0;
 }
 
 static int
-migrate(struct store *s, char *err, size_t errlen)
+sq_commit(struct store_conn *c)
 {
-	struct conn *c = s->writer_conn;
-	int r = exec_sql(c, "BEGIN IMMEDIATE");
+	int r = exec_sql(c, "COMMIT");
+	return r < 0 ? AUTHD_ERR_UNAVAILABLE : 0;
+}
+
+static void
+sq_rollback(struct store_conn *c)
+{
+	if (!sqlite3_get_autocommit(c->db))
+		(void)exec_sql(c, "ROLLBACK");
+}
+
+static int
+sq_savepoint(struct store_conn *c)
+{
+	return exec_sql(c, "SAVEPOINT job");
+}
+
+static int
+sq_savepoint_release(struct store_conn *c)
+{
+	return exec_sql(c, "RELEASE job");
+}
+
+static int
+sq_savepoint_rollback(struct store_conn *c)
+{
+	return exec_sql(c, "ROLLBACK TO job");
+}
+
+static int
+sq_accepts(const char *url)
+{
+	return strncmp(url, "sqlite:", 7) == 0;
+}
+
+static int
+sq_conn_open(const char *url, int readonly, struct store_conn **out, char *err, size_t errlen)
+{
+	const char *path = url + 7;
+	int r = conn_open_path(path, readonly, out);
+	if (r < 0)
+		snprintf(err, errlen, "cannot open store %s", path);
+	return r;
+}
+
+/* ---------------- schema ---------------- */
+
+static const struct {
+	const char *const *sql;
+	size_t n;
+} migrations[] = {
+	{schema_v1, sizeof schema_v1 / sizeof schema_v1[0]},
+};
+#define SQ_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
+
+static int
+read_version(struct store_conn *c, int *version)
+{
+	sqlite3_stmt *st = NULL;
+	*version = 0;
+	int rc = sqlite3_prepare_v2(c->db, "SELECT v FROM meta WHERE k = 'schema_version'", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		/* No meta table: no schema at all. */
+		sqlite3_finalize(st);
+		return 0;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*version = atoi((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_rc(rc);
+}
+
+static int
+sq_schema_version(struct store_conn *c, int *version)
+{
+	return read_version(c, version);
+}
+
+static int
+sq_migrate(struct store_conn *c, int *version, char *err, size_t errlen)
+{
+	char sql[96];
+	int r = exec_sql(c, "BEGIN IMMEDIATE"), v = 0;
 	if (r < 0)
 		goto fail;
-	for (size_t i = 0; i < sizeof schema_v1 / sizeof schema_v1[0]; i++)
-		if ((r = exec_sql(c, schema_v1[i])) < 0)
-			goto fail_rb;
-	{
-		sqlite3_stmt *st = NULL;
-		int version = 0;
-		if (sqlite3_prepare_v2(c->db, "SELECT v FROM meta WHERE k = 'schema_version'", -1, &st, NULL) ==
-		        SQLITE_OK &&
-		    sqlite3_step(st) == SQLITE_ROW)
-			version = atoi((const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
-		if (version > SCHEMA_VERSION) {
-			snprintf(err, errlen, "store schema version %d is newer than this authd (%d)", version,
-			         SCHEMA_VERSION);
-			r = AUTHD_ERR_CONFIG;
-			goto fail_rb;
-		}
-		if ((r = exec_sql(c, "INSERT OR REPLACE INTO meta VALUES('schema_version', '1')")) < 0)
+	if ((r = exec_sql(c, "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL)")) < 0 ||
+	    (r = read_version(c, &v)) < 0)
+		goto fail_rb;
+	if (v > SQ_LATEST) {
+		snprintf(err, errlen, "store schema version %d is newer than this authd (%d)", v, SQ_LATEST);
+		r = AUTHD_ERR_CONFIG;
+		goto fail_rb;
+	}
+	for (int m = v; m < SQ_LATEST; m++) {
+		for (size_t i = 0; i < migrations[m].n; i++)
+			if ((r = exec_sql(c, migrations[m].sql[i])) < 0)
+				goto fail_rb;
+		snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta VALUES('schema_version', '%d')", m + 1);
+		if ((r = exec_sql(c, sql)) < 0)
 			goto fail_rb;
 	}
 	if ((r = exec_sql(c, "COMMIT")) < 0)
 		goto fail;
-	/* Chain head. */
-	{
-		struct store_tx tx = {s, c, 1, 0, ""};
-		sqlite3_stmt *st = stmt(&tx, S_AUDIT_HEAD);
-		if (st == NULL)
-			goto fail;
-		memcpy(s->head_hash, AUDIT_GENESIS, 65);
-		s->head_seq = 0;
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			s->head_seq = sqlite3_column_int64(st, 0);
-			col_copy(st, 1, s->head_hash, sizeof s->head_hash);
-		}
-		done(st);
-	}
+	*version = SQ_LATEST;
 	return 0;
 fail_rb:
 	(void)exec_sql(c, "ROLLBACK");
 fail:
 	if (err[0] == '\0')
-		snprintf(err, errlen, "cannot initialise store %s: %s", s->path, sqlite3_errmsg(c->db));
+		snprintf(err, errlen, "cannot initialise store: %s", sqlite3_errmsg(c->db));
 	return r < 0 ? r : AUTHD_ERR_UNAVAILABLE;
 }
 
-int
-store_open(const struct config *cfg, struct store **out, char *err, size_t errlen)
-{
-	struct store *s = calloc(1, sizeof *s);
-	int r;
+/* ---------------- raw rows (store copy) ---------------- */
 
-	*out = NULL;
-	err[0] = '\0';
-	if (s == NULL)
-		return AUTHD_ERR_NOMEM;
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_mutex_init(&s->conns_mu, NULL);
-	pthread_cond_init(&s->cv_work, NULL);
-	pthread_cond_init(&s->cv_done, NULL);
-	pthread_key_create(&s->reader_key, NULL);
-	const char *url = cfg->store.url;
-	if (url != NULL && strncmp(url, "sqlite:", 7) == 0)
-		snprintf(s->path, sizeof s->path, "%s", url + 7);
-	else if (url != NULL) {
-		snprintf(err, errlen, "[store] url: unsupported store '%s' (this build knows sqlite:PATH)", url);
-		r = AUTHD_ERR_CONFIG;
-		goto fail;
-	} else if (snprintf(s->path, sizeof s->path, "%s/authd.db", cfg->server.state_dir) >= (int)sizeof s->path) {
-		r = AUTHD_ERR_CONFIG;
-		goto fail;
+static int
+sq_rows_scan(struct store_tx *tx, enum store_table_id t, store_row_cb cb, void *arg)
+{
+	const struct store_table_desc *d = &store_tables[t];
+	char sql[512];
+	sqlite3_stmt *st = NULL;
+	int rc, r = 0;
+	snprintf(sql, sizeof sql, "SELECT %s FROM %s ORDER BY rowid", d->cols, d->name);
+	if (sqlite3_prepare_v2(tx->c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return AUTHD_ERR_INTERNAL;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_row row = {.n = (int)strlen(d->types)};
+		for (int i = 0; i < row.n; i++) {
+			struct store_val *v = &row.v[i];
+			v->null = sqlite3_column_type(st, i) == SQLITE_NULL;
+			switch (d->types[i]) {
+			case 'I': v->i = sqlite3_column_int64(st, i); break;
+			case 'B':
+				v->b = sqlite3_column_blob(st, i);
+				v->len = (size_t)sqlite3_column_bytes(st, i);
+				break;
+			default: v->s = (const char *)sqlite3_column_text(st, i); break;
+			}
+		}
+		if (cb(&row, arg) != 0)
+			goto out;
 	}
-	mode_t old = umask(077);
-	r = conn_open(s->path, 0, &s->writer_conn);
-	umask(old);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot open store %s", s->path);
-		goto fail;
-	}
-	if ((r = migrate(s, err, errlen)) < 0)
-		goto fail;
-	if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
-		r = AUTHD_ERR_INTERNAL;
-		goto fail;
-	}
-	s->writer_started = 1;
-	*out = s;
-	return 0;
-fail:
-	store_close(&s);
+	r = rc == SQLITE_DONE ? 0 : map_rc(rc) ? map_rc(rc) : AUTHD_ERR_INTERNAL;
+out:
+	sqlite3_finalize(st);
 	return r;
 }
 
-void
-store_close(struct store **sp)
+static int
+sq_row_insert(struct store_tx *tx, enum store_table_id t, const struct store_row *row)
 {
-	struct store *s;
-	if (sp == NULL || (s = *sp) == NULL)
-		return;
-	if (s->writer_started) {
-		pthread_mutex_lock(&s->mu);
-		s->stop = 1;
-		pthread_cond_signal(&s->cv_work);
-		pthread_mutex_unlock(&s->mu);
-		pthread_join(s->writer, NULL);
+	const struct store_table_desc *d = &store_tables[t];
+	char sql[512];
+	size_t n = strlen(d->types);
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+	int off = snprintf(sql, sizeof sql, "INSERT INTO %s(%s) VALUES(?", d->name, d->cols);
+	for (size_t i = 1; i < n; i++)
+		off += snprintf(sql + off, sizeof sql - (size_t)off, ",?");
+	snprintf(sql + off, sizeof sql - (size_t)off, ")");
+	if ((size_t)row->n != n || sqlite3_prepare_v2(tx->c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return AUTHD_ERR_INTERNAL;
+	for (int i = 0; i < row->n; i++) {
+		const struct store_val *v = &row->v[i];
+		if (v->null)
+			BIND(sqlite3_bind_null(st, i + 1) == SQLITE_OK ? 0 : AUTHD_ERR_INTERNAL);
+		else if (d->types[i] == 'I')
+			BIND(bind_i64(st, i + 1, v->i));
+		else if (d->types[i] == 'B')
+			BIND(bind_blob(st, i + 1, v->b ? v->b : (const uint8_t *)"", v->len));
+		else
+			BIND(bind_text(st, i + 1, v->s));
 	}
-	if (s->writer_conn)
-		conn_close(s->writer_conn);
-	for (struct conn *c = s->all_conns, *n; c; c = n) {
-		n = c->next;
-		conn_close(c);
-	}
-	pthread_key_delete(s->reader_key);
-	pthread_mutex_destroy(&s->mu);
-	pthread_mutex_destroy(&s->conns_mu);
-	pthread_cond_destroy(&s->cv_work);
-	pthread_cond_destroy(&s->cv_done);
-	free(s);
-	*sp = NULL;
+	r = map_rc(sqlite3_step(st));
+out:
+	sqlite3_finalize(st);
+	return r;
 }
+
+static int
+sq_rows_count(struct store_tx *tx, enum store_table_id t, int64_t *n)
+{
+	char sql[128];
+	sqlite3_stmt *st = NULL;
+	snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", store_tables[t].name);
+	*n = 0;
+	if (sqlite3_prepare_v2(tx->c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return AUTHD_ERR_INTERNAL;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : map_rc(rc) ? map_rc(rc) : AUTHD_ERR_INTERNAL;
+}
+
+const struct store_backend store_backend_sqlite = {
+	.kind = "sqlite",
+	.latest_version = SQ_LATEST,
+	.accepts = sq_accepts,
+	.conn_open = sq_conn_open,
+	.conn_close = sq_conn_close,
+	.migrate = sq_migrate,
+	.schema_version = sq_schema_version,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.savepoint = sq_savepoint,
+	.savepoint_release = sq_savepoint_release,
+	.savepoint_rollback = sq_savepoint_rollback,
+	.challenge_put = sq_challenge_put,
+	.challenge_get = sq_challenge_get,
+	.challenge_consume = sq_challenge_consume,
+	.challenge_attempt = sq_challenge_attempt,
+	.decision_get = sq_decision_get,
+	.decision_put = sq_decision_put,
+	.approval_add = sq_approval_add,
+	.total_get = sq_total_get,
+	.device_seen = sq_device_seen,
+	.frozen_get = sq_frozen_get,
+	.frozen_set = sq_frozen_set,
+	.lockout_get = sq_lockout_get,
+	.lockout_put = sq_lockout_put,
+	.jti_redeem = sq_jti_redeem,
+	.cred_add = sq_cred_add,
+	.cred_list = sq_cred_list,
+	.cred_update = sq_cred_update,
+	.cred_set_state = sq_cred_set_state,
+	.cred_delete = sq_cred_delete,
+	.enrollment_put = sq_enrollment_put,
+	.enrollment_take = sq_enrollment_take,
+	.audit_head = sq_audit_head,
+	.audit_insert = sq_audit_insert,
+	.audit_scan = sq_audit_scan,
+	.count = sq_count,
+	.rows_scan = sq_rows_scan,
+	.row_insert = sq_row_insert,
+	.rows_count = sq_rows_count,
+};

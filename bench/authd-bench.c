@@ -489,7 +489,7 @@ usage(FILE *f)
 	           "  --duration S       measured seconds (default 10)\n"
 	           "  --warmup S         seconds of load before measuring (default 2)\n"
 	           "  --threads T        client threads, each an epoll loop (default 1)\n"
-	           "  --customers M      distinct customers/accounts the requests spread over (default 1000)\n"
+	           "  --customers M      distinct customers/accounts the requests spread over (default 100000)\n"
 	           "prints one line: OP: <req/s> req/s, p50 <us> us, p99 <us> us, errors <n>\n");
 }
 
@@ -538,7 +538,7 @@ main(int argc, char **argv)
 	g.connections = 16;
 	g.pipeline = 8;
 	g.threads = 1;
-	g.customers = 1000;
+	g.customers = 100000;
 	g.duration = 10;
 	g.warmup = 2;
 	int ch, li = 0;

@@ -18,7 +18,7 @@ PKGS=(
   libpam0g-dev libpam-wrapper pamtester
   python3 python3-jwt python3-cryptography python3-cbor2
   clang libclang-rt-14-dev
-  nodejs npm
+  nodejs npm chromium ffmpeg
 )
 
 missing=()

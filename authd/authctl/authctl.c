@@ -15,6 +15,8 @@
 #include "audit.h"
 #include "authd_client.h"
 #include "cmd_face.h"
+#include "cmd_staff.h"
+#include "cmd_store.h"
 #include "err.h"
 #include "token.h"
 #include "util.h"
@@ -45,10 +47,18 @@ usage(FILE *f)
 	        "  audit export [--account A] [--customer C] [--since T] [--until T] [-o FILE]\n"
 	        "  policy explain TXN.json|-          decision and every rule's verdict, nothing stored\n"
 	        "  geo lookup IP\n"
+	        "staff (pam_authd) and four-eyes:\n"
+	        "  staff enroll-face --user U IMG...  enroll a staff member's face\n"
+	        "  staff enroll-fido2 --user U [--device PATH]  register a staff security key\n"
+	        "  pending show ID                    what a pending four-eyes action would do\n"
+	        "  approve ID                         approve another staff member's pending action\n"
 	        "offline tools:\n"
 	        "  audit check BUNDLE.json           verify an exported evidence bundle\n"
 	        "  token verify TOKEN [--jwks FILE]  verify a token (jwks from the daemon if no file)\n"
 	        "  face-score A B | face-score --pairs FILE | face-check IMG\n"
+	        "  store migrate --url URL           create/upgrade the schema (sqlite:PATH, postgresql://...)\n"
+	        "  store check --url URL             schema version and audit chain verify\n"
+	        "  store copy --from URL --to URL    copy a store (audit chain verbatim) into an empty one\n"
 	        "  raw OP [JSON]                      send any op with a JSON body\n");
 }
 
@@ -146,7 +156,7 @@ call(const char *op, json_t *body, json_t **keep)
 		json_object_del(reply, "id");
 		json_object_del(reply, "ok");
 	}
-	if (opt_json) {
+	if (opt_json && keep == NULL) {
 		char *t = json_dumps(reply, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("%s\n", t ? t : "");
 		free(t);
@@ -337,6 +347,12 @@ cmd_token_verify(const char *tok, const char *jwks_path)
 	json_decref(claims);
 	return 0;
 }
+/* authctl staff ...: delegated to cmd_staff.c. */
+static int
+staff_cmd(int argc, char **argv)
+{
+	return cmd_staff(argc, argv, opt_socket ? opt_socket : authd_client_default_socket(), opt_timeout, opt_json);
+}
 
 int
 main(int argc, char **argv)
@@ -364,10 +380,18 @@ main(int argc, char **argv)
 	const char *cmd = argv[0];
 	const char *a1 = argc > 1 ? argv[1] : NULL, *a2 = argc > 2 ? argv[2] : NULL;
 
+	if (!strcmp(cmd, "staff"))
+		return staff_cmd(argc, argv);
+	if (!strcmp(cmd, "approve") && a1)
+		return call("approve", json_pack("{s:s}", "id", a1), NULL);
+	if (!strcmp(cmd, "pending") && a1 && !strcmp(a1, "show") && a2)
+		return call("pending_show", json_pack("{s:s}", "id", a2), NULL);
 	if (!strcmp(cmd, "face-score"))
 		return cmd_face_score(argc, argv);
 	if (!strcmp(cmd, "face-check"))
 		return cmd_face_check(argc, argv);
+	if (!strcmp(cmd, "store"))
+		return cmd_store(argc, argv);
 	if (!strcmp(cmd, "health") || !strcmp(cmd, "jwks") || !strcmp(cmd, "stats"))
 		return call(cmd, NULL, NULL);
 	if (!strcmp(cmd, "rotate-key"))

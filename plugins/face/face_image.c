@@ -162,7 +162,7 @@ probe_jp2(struct rd *r, int *w, int *h)
 			TRY(rd_skip(r, body));
 			continue;
 		}
-		struct rd sub = { r->p + r->off, (size_t)body, 0 };
+		struct rd sub = {r->p + r->off, (size_t)body, 0};
 		while (sub.off < sub.len) {
 			TRY(jp2_box(&sub, &type, &body));
 			if (type == 0x69686472u) { /* ihdr: height, width */
@@ -182,10 +182,10 @@ probe_jp2(struct rd *r, int *w, int *h)
 int
 face_image_probe(const uint8_t *img, size_t len, const char **format, int *w, int *h)
 {
-	static const uint8_t png_sig[8] = { 0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a };
-	static const uint8_t jp2_sig[12] = { 0, 0, 0, 0x0c, 'j', 'P', ' ', ' ', 0x0d, 0x0a, 0x87, 0x0a };
-	static const uint8_t j2k_sig[4] = { 0xff, 0x4f, 0xff, 0x51 };
-	struct rd r = { img, len, 0 };
+	static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+	static const uint8_t jp2_sig[12] = {0, 0, 0, 0x0c, 'j', 'P', ' ', ' ', 0x0d, 0x0a, 0x87, 0x0a};
+	static const uint8_t j2k_sig[4] = {0xff, 0x4f, 0xff, 0x51};
+	struct rd r = {img, len, 0};
 	int rc;
 
 	*format = NULL;

@@ -41,7 +41,8 @@ extern "C" {
 #include "err.h"
 }
 
-namespace {
+namespace
+{
 
 struct model_file {
 	const char *name;
@@ -50,16 +51,16 @@ struct model_file {
 
 /* Pinned in DESIGN.md section 7; scripts/fetch-models.sh checks the same. */
 const model_file kModels[4] = {
-	{ "fr_detect.onnx", "6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854" },
-	{ "fr_landmark.onnx", "f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258" },
-	{ "fr_feature.onnx", "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581" },
-	{ "fr_liveness.onnx", "afa783b7e902fdfcf323a7240cac2a1c580c25314ea4161129dc1b0d100dc32d" },
+    {"fr_detect.onnx", "6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854"},
+    {"fr_landmark.onnx", "f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258"},
+    {"fr_feature.onnx", "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581"},
+    {"fr_liveness.onnx", "afa783b7e902fdfcf323a7240cac2a1c580c25314ea4161129dc1b0d100dc32d"},
 };
 
 /* ArcFace 112x112 reference points: eyes, nose tip, mouth corners. */
 const float kRef[5][2] = {
-	{ 38.2946f, 51.6963f }, { 73.5318f, 51.5014f }, { 56.0252f, 71.7366f },
-	{ 41.5493f, 92.3655f }, { 70.7299f, 92.2041f },
+    {38.2946f, 51.6963f}, {73.5318f, 51.5014f}, {56.0252f, 71.7366f},
+    {41.5493f, 92.3655f}, {70.7299f, 92.2041f},
 };
 
 #ifndef FACE_LIVE_SWAPRB
@@ -92,8 +93,13 @@ wipe(cv::Mat &m)
 
 struct mat_guard {
 	cv::Mat &m;
-	explicit mat_guard(cv::Mat &mm) : m(mm) {}
-	~mat_guard() { wipe(m); }
+	explicit mat_guard(cv::Mat &mm) : m(mm)
+	{
+	}
+	~mat_guard()
+	{
+		wipe(m);
+	}
 	mat_guard(const mat_guard &) = delete;
 	mat_guard &operator=(const mat_guard &) = delete;
 };
@@ -154,13 +160,19 @@ struct face_pipeline {
 	}
 };
 
-namespace {
+namespace
+{
 
 struct slot_guard {
 	face_pipeline *fp;
 	net_set *s;
-	explicit slot_guard(face_pipeline *f) : fp(f), s(f->borrow()) {}
-	~slot_guard() { fp->give_back(s); }
+	explicit slot_guard(face_pipeline *f) : fp(f), s(f->borrow())
+	{
+	}
+	~slot_guard()
+	{
+		fp->give_back(s);
+	}
 	slot_guard(const slot_guard &) = delete;
 	slot_guard &operator=(const slot_guard &) = delete;
 };
@@ -224,7 +236,7 @@ context_crop(const cv::Mat &img, const cv::Rect2f &b, double scale)
 {
 	double W = img.cols, H = img.rows;
 	double bw = std::max(1.0f, b.width), bh = std::max(1.0f, b.height);
-	double s = std::min({ (H - 1) / bh, (W - 1) / bw, scale });
+	double s = std::min({(H - 1) / bh, (W - 1) / bw, scale});
 	double nw = bw * s, nh = bh * s;
 	double cx = b.x + bw / 2, cy = b.y + bh / 2;
 	double x1 = cx - nw / 2, y1 = cy - nh / 2, x2 = cx + nw / 2, y2 = cy + nh / 2;
@@ -261,11 +273,11 @@ cv::Mat
 make_blob(const cv::Mat &img, float mean, float scale, bool to_rgb)
 {
 	const int ch = img.channels(), rows = img.rows, cols = img.cols;
-	int sz[4] = { 1, ch, rows, cols };
+	int sz[4] = {1, ch, rows, cols};
 	cv::Mat blob(4, sz, CV_32F);
 	float *dst = blob.ptr<float>();
 	const size_t plane = (size_t)rows * cols;
-	float *planes[3] = { dst, dst + (ch > 1 ? plane : 0), dst + (ch > 2 ? 2 * plane : 0) };
+	float *planes[3] = {dst, dst + (ch > 1 ? plane : 0), dst + (ch > 2 ? 2 * plane : 0)};
 	if (to_rgb && ch == 3)
 		std::swap(planes[0], planes[2]);
 	for (int y = 0; y < rows; y++) {
@@ -296,7 +308,7 @@ detect(net_set &ns, const cv::Mat &bgr, float thr)
 	mat_guard gb(blob);
 	ns.det.setInput(blob);
 	std::vector<cv::Mat> outs;
-	static const std::vector<cv::String> names = { "boxes", "scores" };
+	static const std::vector<cv::String> names = {"boxes", "scores"};
 	ns.det.forward(outs, names);
 	const cv::Mat &boxes = outs[0], &scores = outs[1];
 	int n = boxes.size[1];
@@ -322,9 +334,9 @@ detect(net_set &ns, const cv::Mat &bgr, float thr)
 	cv::dnn::NMSBoxes(rects, conf, thr, kNmsIou, keep);
 	std::vector<det_face> faces;
 	for (int k : keep)
-		faces.push_back({ cv::Rect2f((float)rects[k].x, (float)rects[k].y, (float)rects[k].width,
-				      (float)rects[k].height),
-		    conf[k] });
+		faces.push_back({cv::Rect2f((float)rects[k].x, (float)rects[k].y, (float)rects[k].width,
+		                            (float)rects[k].height),
+		                 conf[k]});
 	std::sort(faces.begin(), faces.end(), [](const det_face &a, const det_face &b) {
 		return std::max(a.box.width, a.box.height) > std::max(b.box.width, b.box.height);
 	});
@@ -436,7 +448,7 @@ liveness(net_set &ns, const cv::Mat &bgr, const cv::Rect2f &sq, float probs[3])
 	if (out.total() != 3)
 		return 1.0f;
 	const float *v = out.ptr<float>();
-	float m = std::max({ v[0], v[1], v[2] });
+	float m = std::max({v[0], v[1], v[2]});
 	double e[3], sum = 0;
 	for (int i = 0; i < 3; i++)
 		sum += e[i] = std::exp((double)v[i] - m);
@@ -447,12 +459,12 @@ liveness(net_set &ns, const cv::Mat &bgr, const cv::Rect2f &sq, float probs[3])
 
 #ifdef FACE_PROFILE
 #include <chrono>
-#define PROF_MARK(name)                                                                                        \
-	do {                                                                                                   \
-		auto now_ = std::chrono::steady_clock::now();                                                  \
-		std::fprintf(stderr, "%s %.2f ms\n", name,                                                    \
-		    std::chrono::duration<double, std::milli>(now_ - prof_t).count());                         \
-		prof_t = now_;                                                                                 \
+#define PROF_MARK(name)                                                                                      \
+	do {                                                                                                 \
+		auto now_ = std::chrono::steady_clock::now();                                                \
+		std::fprintf(stderr, "%s %.2f ms\n", name,                                                   \
+		             std::chrono::duration<double, std::milli>(now_ - prof_t).count());              \
+		prof_t = now_;                                                                               \
 	} while (0)
 #else
 #define PROF_MARK(name) (void)0
@@ -528,7 +540,8 @@ analyze(face_pipeline *fp, const uint8_t *img, size_t len, int want_live, face_a
 	cv::Mat M = similarity(pts);
 	cv::Mat aligned, grey, lap;
 	mat_guard g1(aligned), g2(grey), g3(lap);
-	cv::warpAffine(bgr, aligned, M, cv::Size(112, 112), cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar::all(0));
+	cv::warpAffine(bgr, aligned, M, cv::Size(112, 112), cv::INTER_LINEAR, cv::BORDER_CONSTANT,
+	               cv::Scalar::all(0));
 	cv::cvtColor(aligned, grey, cv::COLOR_BGR2GRAY);
 	cv::Laplacian(grey, lap, CV_64F);
 	cv::Scalar mean, sd;
@@ -556,7 +569,7 @@ analyze(face_pipeline *fp, const uint8_t *img, size_t len, int want_live, face_a
 
 extern "C" int
 face_pipeline_load(const char *dir, int slots, const face_params *p, face_pipeline **out, char *err,
-    size_t errlen)
+                   size_t errlen)
 {
 	*out = nullptr;
 	if (dir == nullptr || p == nullptr || slots < 1) {
@@ -571,14 +584,16 @@ face_pipeline_load(const char *dir, int slots, const face_params *p, face_pipeli
 			int r = read_model(path, kModels[i].sha256, bufs[i]);
 			if (r == AUTHD_ERR_NOT_FOUND) {
 				std::snprintf(err, errlen,
-				    "face: model %s not found; fetch the models with: scripts/fetch-models.sh %s", path.c_str(),
-				    dir);
+				              "face: model %s not found; fetch the models with: "
+				              "scripts/fetch-models.sh %s",
+				              path.c_str(), dir);
 				return AUTHD_ERR_UNAVAILABLE;
 			}
 			if (r == AUTHD_ERR_TAMPERED) {
 				std::snprintf(err, errlen,
-				    "face: model %s does not match its pinned SHA-256; re-fetch with: scripts/fetch-models.sh %s",
-				    path.c_str(), dir);
+				              "face: model %s does not match its pinned SHA-256; re-fetch "
+				              "with: scripts/fetch-models.sh %s",
+				              path.c_str(), dir);
 				return AUTHD_ERR_TAMPERED;
 			}
 			if (r < 0) {
@@ -590,7 +605,7 @@ face_pipeline_load(const char *dir, int slots, const face_params *p, face_pipeli
 		fp->p = *p;
 		for (int k = 0; k < slots; k++) {
 			auto ns = std::make_unique<net_set>();
-			cv::dnn::Net *nets[4] = { &ns->det, &ns->lmk, &ns->feat, &ns->live };
+			cv::dnn::Net *nets[4] = {&ns->det, &ns->lmk, &ns->feat, &ns->live};
 			for (int i = 0; i < 4; i++) {
 				*nets[i] = cv::dnn::readNetFromONNX(bufs[i]);
 				nets[i]->setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);

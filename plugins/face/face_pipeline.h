@@ -29,27 +29,27 @@
 #define FACE_R_NO_MATCH "no_match"
 
 struct face_params {
-	double min_face_px;      /* smallest accepted face box side, pixels */
-	double multi_ratio;      /* 2nd face side / largest side above this: multiple_faces */
-	double min_sharpness;    /* variance of Laplacian of the aligned face */
-	double det_threshold;    /* detector score for a face */
+	double min_face_px;   /* smallest accepted face box side, pixels */
+	double multi_ratio;   /* 2nd face side / largest side above this: multiple_faces */
+	double min_sharpness; /* variance of Laplacian of the aligned face */
+	double det_threshold; /* detector score for a face */
 };
 
 /* Everything one image yields. Zero it with face_analysis_wipe. */
 struct face_analysis {
-	const char *reason;      /* NULL when the face is usable, else FACE_R_* */
-	int width, height;       /* decoded (orientation applied) */
-	const char *format;      /* "jpeg", "png", "jp2", "j2k" or NULL */
+	const char *reason; /* NULL when the face is usable, else FACE_R_* */
+	int width, height;  /* decoded (orientation applied) */
+	const char *format; /* "jpeg", "png", "jp2", "j2k" or NULL */
 	int n_faces;
 	float det_score;
-	float box[4];            /* x1 y1 x2 y2 of the chosen face, pixels */
-	float face_px;           /* chosen face box side */
-	float second_ratio;      /* second largest face side / largest, 0 if one */
+	float box[4];       /* x1 y1 x2 y2 of the chosen face, pixels */
+	float face_px;      /* chosen face box side */
+	float second_ratio; /* second largest face side / largest, 0 if one */
 	float sharpness;
-	float yaw_ratio;         /* informational: nose offset between eyes, -1..1 */
-	int live_done;           /* liveness computed */
-	float attack;            /* probability of presentation attack, 0..1 */
-	float live_probs[3];     /* softmax of the liveness model's 3 classes */
+	float yaw_ratio;     /* informational: nose offset between eyes, -1..1 */
+	int live_done;       /* liveness computed */
+	float attack;        /* probability of presentation attack, 0..1 */
+	float live_probs[3]; /* softmax of the liveness model's 3 classes */
 	int emb_done;
 	float emb[FACE_EMB_DIM]; /* L2-normalised */
 };
@@ -65,8 +65,8 @@ extern "C" {
  * writes a message naming the file and the fetch command into err.
  * Caller frees with face_pipeline_free.
  */
-int face_pipeline_load(const char *dir, int slots, const struct face_params *p,
-    struct face_pipeline **out, char *err, size_t errlen);
+int face_pipeline_load(const char *dir, int slots, const struct face_params *p, struct face_pipeline **out,
+                       char *err, size_t errlen);
 void face_pipeline_free(struct face_pipeline **pp);
 
 /*
@@ -74,8 +74,8 @@ void face_pipeline_free(struct face_pipeline **pp);
  * usable face with embedding and liveness), or a negative authd_err when it
  * could not run at all. Every intermediate image is wiped before return.
  */
-int face_pipeline_analyze(struct face_pipeline *fp, const uint8_t *img, size_t len,
-    int want_liveness, struct face_analysis *a);
+int face_pipeline_analyze(struct face_pipeline *fp, const uint8_t *img, size_t len, int want_liveness,
+                          struct face_analysis *a);
 
 /*
  * Sets OpenCV's own worker-thread count (process-wide): NULL or "" = 1.

@@ -52,7 +52,7 @@
 #define REC_VERSION 1
 #define REC_HDR 8
 #define REC_LEN (REC_HDR + 4 * FACE_EMB_DIM)
-static const uint8_t rec_model_tag[4] = { 0x87, 0xaa, 0xcd, 0xfe };
+static const uint8_t rec_model_tag[4] = {0x87, 0xaa, 0xcd, 0xfe};
 
 struct face_state {
 	const struct authd_plugin_host *host;
@@ -60,6 +60,7 @@ struct face_state {
 	double threshold;
 	double live_threshold;
 	int max_images;
+	struct face_params params;
 };
 
 static void
@@ -79,8 +80,9 @@ face_config(const struct authd_plugin_host *host, const char *key)
 	return host->config("face", key);
 }
 
+/* Parses a number in [lo, hi] (lo excluded when lo_open); NULL/"" = def. */
 static int
-parse_unit(const char *s, double def, double *out)
+parse_num(const char *s, double def, double lo, double hi, int lo_open, double *out)
 {
 	char *end = NULL;
 	double v;
@@ -91,10 +93,16 @@ parse_unit(const char *s, double def, double *out)
 	}
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !(v > 0.0 && v < 1.0))
+	if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi) || (lo_open && v == lo))
 		return AUTHD_ERR_CONFIG;
 	*out = v;
 	return 0;
+}
+
+static int
+parse_unit(const char *s, double def, double *out)
+{
+	return parse_num(s, def, 0.0, 0.999999, 1, out);
 }
 
 /* ---- base64url (RFC 4648 section 5), wiping every copy ---- */
@@ -235,7 +243,8 @@ face_req_free(struct face_req *r)
 		for (size_t i = 0; i < json_array_size(r->images); i++) {
 			json_t *s = json_array_get(r->images, i);
 			if (json_is_string(s))
-				OPENSSL_cleanse((void *)(uintptr_t)json_string_value(s), json_string_length(s));
+				OPENSSL_cleanse((void *)(uintptr_t)json_string_value(s),
+				                json_string_length(s));
 		}
 	}
 	json_decref(r->root);
@@ -323,8 +332,9 @@ quality_json(const struct face_analysis *a, double live_thr)
 	json_object_set_new(q, "faces", json_integer(a->n_faces));
 	if (a->n_faces > 0) {
 		json_object_set_new(q, "detection_score", json_real(round(a->det_score * 1000) / 1000));
-		json_object_set_new(q, "box", json_pack("[iiii]", (int)a->box[0], (int)a->box[1],
-						       (int)a->box[2], (int)a->box[3]));
+		json_object_set_new(
+		    q, "box",
+		    json_pack("[iiii]", (int)a->box[0], (int)a->box[1], (int)a->box[2], (int)a->box[3]));
 		json_object_set_new(q, "face_size", json_integer((json_int_t)lround(a->face_px)));
 		json_object_set_new(q, "second_face_ratio", json_real(round(a->second_ratio * 1000) / 1000));
 	}
@@ -346,10 +356,10 @@ face_init(const struct authd_plugin_host *host, void **state)
 {
 	struct face_state *st;
 	struct face_params p = {
-		.min_face_px = FACE_MIN_FACE_PX,
-		.multi_ratio = FACE_MULTI_RATIO,
-		.min_sharpness = FACE_MIN_SHARPNESS,
-		.det_threshold = FACE_DET_THRESHOLD,
+	    .min_face_px = FACE_MIN_FACE_PX,
+	    .multi_ratio = FACE_MULTI_RATIO,
+	    .min_sharpness = FACE_MIN_SHARPNESS,
+	    .det_threshold = FACE_DET_THRESHOLD,
 	};
 	char err[1024];
 	const char *s;
@@ -366,7 +376,8 @@ face_init(const struct authd_plugin_host *host, void **state)
 		r = AUTHD_ERR_CONFIG;
 		goto fail;
 	}
-	if (parse_unit(face_config(host, "liveness_threshold"), FACE_DEF_LIVE_THRESHOLD, &st->live_threshold) < 0) {
+	if (parse_unit(face_config(host, "liveness_threshold"), FACE_DEF_LIVE_THRESHOLD,
+	               &st->live_threshold) < 0) {
 		face_log(st, LOG_ERR, "face: [face] liveness_threshold must be a number between 0 and 1");
 		r = AUTHD_ERR_CONFIG;
 		goto fail;
@@ -381,6 +392,24 @@ face_init(const struct authd_plugin_host *host, void **state)
 		}
 		st->max_images = (int)v;
 	}
+	/*
+	 * Quality gates. DESIGN.md section 3 lists no keys for them; these are
+	 * read when the host's configuration layer knows them (an extension:
+	 * [face] multi_face_ratio, min_face_size, min_sharpness), else defaults.
+	 */
+	if (parse_num(face_config(host, "multi_face_ratio"), FACE_MULTI_RATIO, 0.0, 1.0, 1, &p.multi_ratio) <
+	        0 ||
+	    parse_num(face_config(host, "min_face_size"), FACE_MIN_FACE_PX, 16.0, FACE_MAX_SIDE, 0,
+	              &p.min_face_px) < 0 ||
+	    parse_num(face_config(host, "min_sharpness"), FACE_MIN_SHARPNESS, 0.0, 1e6, 0, &p.min_sharpness) <
+	        0) {
+		face_log(st, LOG_ERR,
+		         "face: [face] multi_face_ratio must be in (0,1], min_face_size in 16..4096, "
+		         "min_sharpness >= 0");
+		r = AUTHD_ERR_CONFIG;
+		goto fail;
+	}
+	st->params = p;
 	if ((s = face_config(host, "models_dir")) == NULL || *s == '\0')
 		s = AUTHD_BUILD_MODELS_DIR;
 
@@ -464,7 +493,8 @@ face_enroll(void *state, const struct authd_enroll_in *in, struct authd_enroll_o
 			goto out;
 		}
 		rec->id_len = 16;
-		if ((r = util_random(rec->id, 16)) < 0 || (r = rec_encode(a->emb, &rec->data, &rec->data_len)) < 0) {
+		if ((r = util_random(rec->id, 16)) < 0 ||
+		    (r = rec_encode(a->emb, &rec->data, &rec->data_len)) < 0) {
 			free(rec->id);
 			rec->id = NULL;
 			rec->id_len = 0;
@@ -475,7 +505,8 @@ face_enroll(void *state, const struct authd_enroll_in *in, struct authd_enroll_o
 		out->n_records++;
 		face_analysis_wipe(a);
 	}
-	json_object_set_new(info, "quality", json_pack("{s:O,s:i}", "images", list, "accepted", (int)out->n_records));
+	json_object_set_new(info, "quality",
+	                    json_pack("{s:O,s:i}", "images", list, "accepted", (int)out->n_records));
 	out->info_json = json_dumps(info, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	if (out->info_json == NULL) {
 		r = AUTHD_ERR_NOMEM;
@@ -540,7 +571,8 @@ face_verify(void *state, const struct authd_verify_in *in, struct authd_verify_o
 		goto out;
 	}
 	for (size_t i = 0; i < in->n_records; i++) {
-		if (rec_decode(in->records[i].data, in->records[i].data_len, tmpl + FACE_EMB_DIM * n_tmpl) < 0) {
+		if (rec_decode(in->records[i].data, in->records[i].data_len, tmpl + FACE_EMB_DIM * n_tmpl) <
+		    0) {
 			face_log(st, LOG_WARNING, "face: ignoring a template that is not a v1 face record");
 			continue;
 		}
@@ -614,7 +646,7 @@ out:
 
 static int
 face_compare(void *state, const uint8_t *img_a, size_t alen, const uint8_t *img_b, size_t blen, double *score,
-    int *match, const char **reason)
+             int *match, const char **reason)
 {
 	struct face_state *st = state;
 	struct face_analysis *a = NULL, *b = NULL;
@@ -683,8 +715,10 @@ face_check(void *state, const uint8_t *img, size_t len, char **json_out)
 		goto out;
 	}
 	json_object_set_new(q, "thresholds",
-	    json_pack("{s:f,s:f,s:f,s:f,s:f}", "match", st->threshold, "liveness", st->live_threshold, "min_face_size",
-		FACE_MIN_FACE_PX, "min_sharpness", FACE_MIN_SHARPNESS, "multi_face_ratio", FACE_MULTI_RATIO));
+	                    json_pack("{s:f,s:f,s:f,s:f,s:f}", "match", st->threshold, "liveness",
+	                              st->live_threshold, "min_face_size", st->params.min_face_px,
+	                              "min_sharpness", st->params.min_sharpness, "multi_face_ratio",
+	                              st->params.multi_ratio));
 	if ((*json_out = json_dumps(q, JSON_COMPACT | JSON_REAL_PRECISION(6))) == NULL)
 		r = AUTHD_ERR_NOMEM;
 out:
@@ -696,13 +730,13 @@ out:
 }
 
 __attribute__((visibility("default"))) const struct authd_plugin authd_plugin_v1 = {
-	.abi = AUTHD_PLUGIN_ABI,
-	.size = sizeof(struct authd_plugin),
-	.name = "face",
-	.init = face_init,
-	.enroll = face_enroll,
-	.verify = face_verify,
-	.fini = face_fini,
-	.compare = face_compare,
-	.check = face_check,
+    .abi = AUTHD_PLUGIN_ABI,
+    .size = sizeof(struct authd_plugin),
+    .name = "face",
+    .init = face_init,
+    .enroll = face_enroll,
+    .verify = face_verify,
+    .fini = face_fini,
+    .compare = face_compare,
+    .check = face_check,
 };

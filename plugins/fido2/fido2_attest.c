@@ -22,15 +22,6 @@ struct packed_stmt {
 };
 
 static int
-text_is(const cbor_item_t *it, const char *s)
-{
-	size_t n = strlen(s);
-
-	return cbor_isa_string(it) && cbor_string_is_definite(it) && cbor_string_length(it) == n &&
-	       memcmp(cbor_string_handle(it), s, n) == 0;
-}
-
-static int
 packed_collect(const cbor_item_t *stmt, struct packed_stmt *ps, const char **reason)
 {
 	struct cbor_pair *pairs;
@@ -42,17 +33,18 @@ packed_collect(const cbor_item_t *stmt, struct packed_stmt *ps, const char **rea
 	pairs = cbor_map_handle(stmt);
 	for (size_t i = 0; i < cbor_map_size(stmt); i++) {
 		const cbor_item_t *k = pairs[i].key, *v = pairs[i].value;
-		if (text_is(k, "alg") && !have_alg) {
+		if (fido2_cbor_text_is(k, "alg") && !have_alg) {
 			if (fido2_cbor_int(v, &ps->alg) != 0)
 				FIDO2_REJECT(reason, FIDO2_R_BAD_ATTESTATION);
 			have_alg = 1;
-		} else if (text_is(k, "sig") && ps->sig == NULL) {
+		} else if (fido2_cbor_text_is(k, "sig") && ps->sig == NULL) {
 			if (!cbor_isa_bytestring(v) || cbor_bytestring_length(v) == 0 ||
 			    cbor_bytestring_length(v) > FIDO2_MAX_SIG)
 				FIDO2_REJECT(reason, FIDO2_R_BAD_ATTESTATION);
 			ps->sig = v;
-		} else if (text_is(k, "x5c") && ps->x5c == NULL) {
-			if (!cbor_isa_array(v) || cbor_array_size(v) == 0 || cbor_array_size(v) > FIDO2_MAX_X5C)
+		} else if (fido2_cbor_text_is(k, "x5c") && ps->x5c == NULL) {
+			if (!cbor_isa_array(v) || cbor_array_size(v) == 0 ||
+			    cbor_array_size(v) > FIDO2_MAX_X5C)
 				FIDO2_REJECT(reason, FIDO2_R_BAD_ATTESTATION);
 			for (size_t j = 0; j < cbor_array_size(v); j++)
 				if (!cbor_isa_bytestring(cbor_array_handle(v)[j]))
@@ -107,12 +99,14 @@ att_cert_check(X509 *cert, const uint8_t aaguid[16])
 		const ASN1_OCTET_STRING *outer = X509_EXTENSION_get_data(ext);
 		const unsigned char *q;
 		ASN1_OCTET_STRING *inner = NULL;
-		if (X509_EXTENSION_get_critical(ext) || X509_get_ext_by_OBJ(cert, oid, idx) >= 0 || outer == NULL)
+		if (X509_EXTENSION_get_critical(ext) || X509_get_ext_by_OBJ(cert, oid, idx) >= 0 ||
+		    outer == NULL)
 			goto out;
 		q = ASN1_STRING_get0_data(outer);
 		inner = d2i_ASN1_OCTET_STRING(NULL, &q, ASN1_STRING_length(outer));
 		if (inner == NULL || q != ASN1_STRING_get0_data(outer) + ASN1_STRING_length(outer) ||
-		    ASN1_STRING_length(inner) != 16 || memcmp(ASN1_STRING_get0_data(inner), aaguid, 16) != 0) {
+		    ASN1_STRING_length(inner) != 16 ||
+		    memcmp(ASN1_STRING_get0_data(inner), aaguid, 16) != 0) {
 			ASN1_OCTET_STRING_free(inner);
 			goto out;
 		}

@@ -15,7 +15,8 @@ static const struct fido2_cbor_limits cose_scan = {.max_depth = 1, .max_items = 
 static const struct fido2_cbor_limits ext_limits = {.max_depth = 4, .max_items = 64, .allow_simple = 1};
 
 int
-fido2_authdata_parse(const uint8_t *p, size_t len, int attested, struct fido2_authdata *ad, const char **reason)
+fido2_authdata_parse(const uint8_t *p, size_t len, int attested, struct fido2_authdata *ad,
+                     const char **reason)
 {
 	struct buf b;
 	uint16_t id_len;

@@ -142,30 +142,30 @@ walk_bool(void *ctx, bool v)
 }
 
 static const struct cbor_callbacks walk_callbacks = {
-	.uint8 = walk_u8,
-	.uint16 = walk_u16,
-	.uint32 = walk_u32,
-	.uint64 = walk_u64,
-	.negint8 = walk_u8,
-	.negint16 = walk_u16,
-	.negint32 = walk_u32,
-	.negint64 = walk_u64,
-	.byte_string_start = walk_refuse,
-	.byte_string = walk_string,
-	.string = walk_string,
-	.string_start = walk_refuse,
-	.indef_array_start = walk_refuse,
-	.array_start = walk_array,
-	.indef_map_start = walk_refuse,
-	.map_start = walk_map,
-	.tag = walk_tag,
-	.float2 = walk_f4,
-	.float4 = walk_f4,
-	.float8 = walk_f8,
-	.undefined = walk_refuse,
-	.null = walk_simple,
-	.boolean = walk_bool,
-	.indef_break = walk_refuse,
+    .uint8 = walk_u8,
+    .uint16 = walk_u16,
+    .uint32 = walk_u32,
+    .uint64 = walk_u64,
+    .negint8 = walk_u8,
+    .negint16 = walk_u16,
+    .negint32 = walk_u32,
+    .negint64 = walk_u64,
+    .byte_string_start = walk_refuse,
+    .byte_string = walk_string,
+    .string = walk_string,
+    .string_start = walk_refuse,
+    .indef_array_start = walk_refuse,
+    .array_start = walk_array,
+    .indef_map_start = walk_refuse,
+    .map_start = walk_map,
+    .tag = walk_tag,
+    .float2 = walk_f4,
+    .float4 = walk_f4,
+    .float8 = walk_f8,
+    .undefined = walk_refuse,
+    .null = walk_simple,
+    .boolean = walk_bool,
+    .indef_break = walk_refuse,
 };
 
 int
@@ -226,4 +226,13 @@ fido2_cbor_int(const cbor_item_t *it, int64_t *v)
 		return -1;
 	*v = cbor_isa_uint(it) ? (int64_t)u : -1 - (int64_t)u;
 	return 0;
+}
+
+int
+fido2_cbor_text_is(const cbor_item_t *it, const char *s)
+{
+	size_t n = strlen(s);
+
+	return cbor_isa_string(it) && cbor_string_is_definite(it) && cbor_string_length(it) == n &&
+	       memcmp(cbor_string_handle(it), s, n) == 0;
 }

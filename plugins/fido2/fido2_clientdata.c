@@ -21,7 +21,8 @@ origin_allowed(const char *origin, size_t len, const char *const *origins, size_
 
 int
 fido2_client_data_check(const uint8_t *cdj, size_t len, const char *type, const uint8_t *challenge,
-                        size_t challenge_len, const char *const *origins, size_t n_origins, const char **reason)
+                        size_t challenge_len, const char *const *origins, size_t n_origins,
+                        const char **reason)
 {
 	json_t *root = NULL, *jt, *jc, *jo, *jx;
 	json_error_t jerr;
@@ -39,9 +40,11 @@ fido2_client_data_check(const uint8_t *cdj, size_t len, const char *type, const 
 	jc = json_object_get(root, "challenge");
 	jo = json_object_get(root, "origin");
 	jx = json_object_get(root, "crossOrigin");
-	if (!json_is_string(jt) || !json_is_string(jc) || !json_is_string(jo) || (jx != NULL && !json_is_boolean(jx)))
+	if (!json_is_string(jt) || !json_is_string(jc) || !json_is_string(jo) ||
+	    (jx != NULL && !json_is_boolean(jx)))
 		goto out;
-	if (json_string_length(jt) != strlen(type) || memcmp(json_string_value(jt), type, strlen(type)) != 0) {
+	if (json_string_length(jt) != strlen(type) ||
+	    memcmp(json_string_value(jt), type, strlen(type)) != 0) {
 		*reason = FIDO2_R_WRONG_TYPE;
 		goto out;
 	}

@@ -96,7 +96,7 @@ fido2_cose_parse(const uint8_t *p, size_t len, struct fido2_pubkey *pk, const ch
 {
 	cbor_item_t *map = NULL;
 	struct cose_fields f;
-	void *fpk = NULL;
+	EVP_PKEY *evp = NULL;
 	int r;
 
 	memset(pk, 0, sizeof *pk);
@@ -118,8 +118,8 @@ fido2_cose_parse(const uint8_t *p, size_t len, struct fido2_pubkey *pk, const ch
 		memcpy(pk->raw + 32, cbor_bytestring_handle(f.m3), 32);
 		pk->raw_len = 64;
 	} else if (f.alg == FIDO2_COSE_EDDSA) {
-		if (f.kty != COSE_KTY_OKP || !f.have_crv || f.crv != COSE_CRV_ED25519 || !bstr_exact(f.m2, 32) ||
-		    f.m3 != NULL)
+		if (f.kty != COSE_KTY_OKP || !f.have_crv || f.crv != COSE_CRV_ED25519 ||
+		    !bstr_exact(f.m2, 32) || f.m3 != NULL)
 			goto out;
 		memcpy(pk->raw, cbor_bytestring_handle(f.m2), 32);
 		pk->raw_len = 32;
@@ -135,8 +135,8 @@ fido2_cose_parse(const uint8_t *p, size_t len, struct fido2_pubkey *pk, const ch
 		goto out;
 	}
 	pk->alg = (int)f.alg;
-	/* The key must load (ES256: point on the curve). */
-	if ((r = fido2_pubkey_to_fido(pk, &fpk)) != 0) {
+	/* The key must load into OpenSSL (ES256: point on the curve). */
+	if ((r = fido2_pubkey_to_evp(pk, &evp)) != 0) {
 		if (r == AUTHD_ERR_CRYPTO) {
 			*reason = FIDO2_R_BAD_PUBLIC_KEY;
 			r = AUTHD_ERR_BAD_REQUEST;
@@ -145,7 +145,7 @@ fido2_cose_parse(const uint8_t *p, size_t len, struct fido2_pubkey *pk, const ch
 	}
 	r = 0;
 out:
-	fido2_pubkey_free_fido(pk->alg, &fpk);
+	EVP_PKEY_free(evp);
 	if (map != NULL)
 		cbor_decref(&map);
 	return r;
@@ -154,16 +154,13 @@ out:
 int
 fido2_pubkey_to_fido(const struct fido2_pubkey *pk, void **out)
 {
-	EVP_PKEY *check = NULL;
-
 	*out = NULL;
 	switch (pk->alg) {
 	case FIDO2_COSE_ES256: {
 		es256_pk_t *k = es256_pk_new();
 		if (k == NULL)
 			return AUTHD_ERR_NOMEM;
-		if (pk->raw_len != 64 || es256_pk_from_ptr(k, pk->raw, pk->raw_len) != FIDO_OK ||
-		    (check = es256_pk_to_EVP_PKEY(k)) == NULL) {
+		if (pk->raw_len != 64 || es256_pk_from_ptr(k, pk->raw, pk->raw_len) != FIDO_OK) {
 			es256_pk_free(&k);
 			return AUTHD_ERR_CRYPTO;
 		}
@@ -174,8 +171,7 @@ fido2_pubkey_to_fido(const struct fido2_pubkey *pk, void **out)
 		eddsa_pk_t *k = eddsa_pk_new();
 		if (k == NULL)
 			return AUTHD_ERR_NOMEM;
-		if (pk->raw_len != 32 || eddsa_pk_from_ptr(k, pk->raw, pk->raw_len) != FIDO_OK ||
-		    (check = eddsa_pk_to_EVP_PKEY(k)) == NULL) {
+		if (pk->raw_len != 32 || eddsa_pk_from_ptr(k, pk->raw, pk->raw_len) != FIDO_OK) {
 			eddsa_pk_free(&k);
 			return AUTHD_ERR_CRYPTO;
 		}
@@ -186,8 +182,7 @@ fido2_pubkey_to_fido(const struct fido2_pubkey *pk, void **out)
 		rs256_pk_t *k = rs256_pk_new();
 		if (k == NULL)
 			return AUTHD_ERR_NOMEM;
-		if (pk->raw_len != 259 || rs256_pk_from_ptr(k, pk->raw, pk->raw_len) != FIDO_OK ||
-		    (check = rs256_pk_to_EVP_PKEY(k)) == NULL) {
+		if (pk->raw_len != 259 || rs256_pk_from_ptr(k, pk->raw, pk->raw_len) != FIDO_OK) {
 			rs256_pk_free(&k);
 			return AUTHD_ERR_CRYPTO;
 		}
@@ -197,7 +192,6 @@ fido2_pubkey_to_fido(const struct fido2_pubkey *pk, void **out)
 	default:
 		return AUTHD_ERR_CRYPTO;
 	}
-	EVP_PKEY_free(check);
 	return 0;
 }
 
@@ -237,7 +231,8 @@ fido2_pubkey_to_evp(const struct fido2_pubkey *pk, EVP_PKEY **out)
 }
 
 int
-fido2_sig_verify(int alg, EVP_PKEY *key, const uint8_t *msg, size_t msg_len, const uint8_t *sig, size_t sig_len)
+fido2_sig_verify(int alg, EVP_PKEY *key, const uint8_t *msg, size_t msg_len, const uint8_t *sig,
+                 size_t sig_len)
 {
 	EVP_MD_CTX *ctx = NULL;
 	const EVP_MD *md = NULL;

@@ -70,10 +70,10 @@
 #define FIDO2_R_BAD_PUBLIC_KEY "bad_public_key"
 #define FIDO2_R_BAD_RECORD "bad_stored_record"
 
-#define FIDO2_REJECT(reasonp, why)              \
-	do {                                    \
-		*(reasonp) = (why);             \
-		return AUTHD_ERR_BAD_REQUEST;   \
+#define FIDO2_REJECT(reasonp, why)                                                                           \
+	do {                                                                                                 \
+		*(reasonp) = (why);                                                                          \
+		return AUTHD_ERR_BAD_REQUEST;                                                                \
 	} while (0)
 
 /* ---- strict CBOR (fido2_cbor.c) ---- */
@@ -96,8 +96,11 @@ int fido2_cbor_check(const uint8_t *p, size_t len, const struct fido2_cbor_limit
  * fido2_cbor_check, then that the item spans exactly len bytes, then loads
  * it; caller cbor_decref()s *item.
  */
-int fido2_cbor_load_exact(const uint8_t *p, size_t len, const struct fido2_cbor_limits *lim, cbor_item_t **item,
-                          const char *why, const char **reason) AUTHD_WUR;
+int fido2_cbor_load_exact(const uint8_t *p, size_t len, const struct fido2_cbor_limits *lim,
+                          cbor_item_t **item, const char *why, const char **reason) AUTHD_WUR;
+
+/* 1 when it is a definite text string equal to s. */
+int fido2_cbor_text_is(const cbor_item_t *it, const char *s);
 
 /* Integer value of a uint/negint item into *v; -1 when not an int or out of range. */
 int fido2_cbor_int(const cbor_item_t *it, int64_t *v);
@@ -107,7 +110,7 @@ int fido2_cbor_int(const cbor_item_t *it, int64_t *v);
 #define FIDO2_PK_MAX 259 /* RS256: n (256) || e (3) */
 
 struct fido2_pubkey {
-	int alg;                  /* FIDO2_COSE_* */
+	int alg;                   /* FIDO2_COSE_* */
 	uint8_t raw[FIDO2_PK_MAX]; /* ES256: x||y; EdDSA: 32 bytes; RS256: n||e */
 	size_t raw_len;
 };
@@ -129,6 +132,24 @@ void fido2_pubkey_free_fido(int alg, void **pk);
  */
 int fido2_sig_verify(int alg, EVP_PKEY *key, const uint8_t *msg, size_t msg_len, const uint8_t *sig,
                      size_t sig_len) AUTHD_WUR;
+
+/* ---- key object cache (fido2_keycache.c) ---- */
+
+struct fido2_keycache;
+
+/* A borrowed libfido2 key object; give it back with fido2_keycache_put. */
+struct fido2_keyref {
+	int alg;
+	void *pk;    /* lent: es256_pk_t / eddsa_pk_t / rs256_pk_t */
+	void *entry; /* internal */
+};
+
+int fido2_keycache_new(struct fido2_keycache **out, size_t slots) AUTHD_WUR;
+void fido2_keycache_free(struct fido2_keycache **c);
+/* Key object for pk (c may be NULL: then a private one). AUTHD_ERR_CRYPTO when pk does not load. */
+int fido2_keycache_get(struct fido2_keycache *c, const struct fido2_pubkey *pk,
+                       struct fido2_keyref *ref) AUTHD_WUR;
+void fido2_keycache_put(struct fido2_keycache *c, struct fido2_keyref *ref);
 
 /* ---- authenticatorData (fido2_authdata.c) ---- */
 
@@ -176,9 +197,9 @@ enum fido2_fmt {
  * Verifies attStmt of format fmt over authData || clientDataHash for the
  * credential in ad. Sets *kind.
  */
-int fido2_attest_verify(const char *fmt, size_t fmt_len, const cbor_item_t *att_stmt, const uint8_t *auth_data,
-                        size_t auth_data_len, const uint8_t cdh[32], const struct fido2_authdata *ad,
-                        enum fido2_fmt *kind, const char **reason) AUTHD_WUR;
+int fido2_attest_verify(const char *fmt, size_t fmt_len, const cbor_item_t *att_stmt,
+                        const uint8_t *auth_data, size_t auth_data_len, const uint8_t cdh[32],
+                        const struct fido2_authdata *ad, enum fido2_fmt *kind, const char **reason) AUTHD_WUR;
 
 /* ---- stored record (fido2_record.c) ---- */
 
@@ -188,8 +209,8 @@ int fido2_attest_verify(const char *fmt, size_t fmt_len, const cbor_item_t *att_
 #define FIDO2_REC_UV_INIT 0x04u
 
 struct fido2_record {
-	uint8_t flags;        /* FIDO2_REC_* */
-	uint8_t fmt;          /* enum fido2_fmt at registration */
+	uint8_t flags; /* FIDO2_REC_* */
+	uint8_t fmt;   /* enum fido2_fmt at registration */
 	uint32_t sign_count;
 	uint8_t aaguid[16];
 	struct fido2_pubkey pk;

@@ -13,8 +13,8 @@
  * bytes of the subject string (customer id, or "staff:<user>"), so a
  * userHandle returned in an assertion must equal those bytes.
  *
- * Threading: enroll and verify keep no shared mutable state and may run
- * concurrently on any thread.
+ * Threading: enroll and verify may run concurrently on any thread; the
+ * only shared state is the key-object cache, which locks itself.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +27,11 @@
 #include "fido2_int.h"
 #include "util.h"
 
+#define FIDO2_KEYCACHE_SLOTS 4096
+
 struct fido2_state {
 	const struct authd_plugin_host *host;
+	struct fido2_keycache *keys; /* thread-safe */
 };
 
 /* One base64url field of the request object. */
@@ -70,7 +73,8 @@ req_fields_parse(const char *json, size_t len, struct req_field *f, size_t n, co
 			goto reject;
 		if (f[i].optional && json_string_length(v) == 0)
 			continue; /* some browsers send an empty userHandle for "none" */
-		r = b64url_decode(json_string_value(v), json_string_length(v), f[i].max, &f[i].data, &f[i].len);
+		r = b64url_decode(json_string_value(v), json_string_length(v), f[i].max, &f[i].data,
+		                  &f[i].len);
 		if (r == AUTHD_ERR_NOMEM)
 			goto out;
 		if (r != 0 || f[i].len == 0)
@@ -98,24 +102,10 @@ add_reason(const char **reasons, size_t *n, const char *reason)
 
 static const struct fido2_cbor_limits att_obj_limits = {.max_depth = 4, .max_items = 64, .allow_simple = 0};
 
-struct enroll_result {
-	struct fido2_record rec;
-	uint8_t *cred_id; /* caller frees */
-	size_t cred_id_len;
-};
-
 static int
-text_is(const cbor_item_t *it, const char *s)
-{
-	size_t n = strlen(s);
-
-	return cbor_isa_string(it) && cbor_string_is_definite(it) && cbor_string_length(it) == n &&
-	       memcmp(cbor_string_handle(it), s, n) == 0;
-}
-
-static int
-enroll_attestation(const struct authd_enroll_in *in, const uint8_t *att, size_t att_len, const uint8_t cdh[32],
-                   const uint8_t *cred_id, size_t cred_id_len, struct fido2_record *rec, const char **reason)
+enroll_attestation(const struct authd_enroll_in *in, const uint8_t *att, size_t att_len,
+                   const uint8_t cdh[32], const uint8_t *cred_id, size_t cred_id_len,
+                   struct fido2_record *rec, const char **reason)
 {
 	cbor_item_t *obj = NULL;
 	const cbor_item_t *fmt = NULL, *stmt = NULL, *ad_item = NULL;
@@ -124,18 +114,19 @@ enroll_attestation(const struct authd_enroll_in *in, const uint8_t *att, size_t 
 	enum fido2_fmt kind = FIDO2_FMT_NONE;
 	int r;
 
-	TRY(fido2_cbor_load_exact(att, att_len, &att_obj_limits, &obj, FIDO2_R_MALFORMED_ATTESTATION, reason));
+	TRY(fido2_cbor_load_exact(att, att_len, &att_obj_limits, &obj, FIDO2_R_MALFORMED_ATTESTATION,
+	                          reason));
 	r = AUTHD_ERR_BAD_REQUEST;
 	*reason = FIDO2_R_MALFORMED_ATTESTATION;
 	if (!cbor_isa_map(obj) || cbor_map_size(obj) != 3)
 		goto out;
 	pairs = cbor_map_handle(obj);
 	for (size_t i = 0; i < 3; i++) {
-		if (text_is(pairs[i].key, "fmt") && fmt == NULL)
+		if (fido2_cbor_text_is(pairs[i].key, "fmt") && fmt == NULL)
 			fmt = pairs[i].value;
-		else if (text_is(pairs[i].key, "attStmt") && stmt == NULL)
+		else if (fido2_cbor_text_is(pairs[i].key, "attStmt") && stmt == NULL)
 			stmt = pairs[i].value;
-		else if (text_is(pairs[i].key, "authData") && ad_item == NULL)
+		else if (fido2_cbor_text_is(pairs[i].key, "authData") && ad_item == NULL)
 			ad_item = pairs[i].value;
 		else
 			goto out; /* unknown or duplicate key */
@@ -144,9 +135,10 @@ enroll_attestation(const struct authd_enroll_in *in, const uint8_t *att, size_t 
 	    !cbor_isa_bytestring(ad_item))
 		goto out;
 	*reason = NULL;
-	if ((r = fido2_authdata_parse(cbor_bytestring_handle(ad_item), cbor_bytestring_length(ad_item), 1, &ad,
-	                              reason)) != 0 ||
-	    (r = fido2_authdata_check(&ad, in->rp_id, (in->flags & AUTHD_VERIFY_UV_REQUIRED) != 0, reason)) != 0)
+	if ((r = fido2_authdata_parse(cbor_bytestring_handle(ad_item), cbor_bytestring_length(ad_item), 1,
+	                              &ad, reason)) != 0 ||
+	    (r = fido2_authdata_check(&ad, in->rp_id, (in->flags & AUTHD_VERIFY_UV_REQUIRED) != 0, reason)) !=
+	        0)
 		goto out;
 	if (ad.cred_id_len != cred_id_len || memcmp(ad.cred_id, cred_id, cred_id_len) != 0) {
 		*reason = FIDO2_R_CRED_ID_MISMATCH;
@@ -154,8 +146,8 @@ enroll_attestation(const struct authd_enroll_in *in, const uint8_t *att, size_t 
 		goto out;
 	}
 	if ((r = fido2_attest_verify((const char *)cbor_string_handle(fmt), cbor_string_length(fmt), stmt,
-	                             cbor_bytestring_handle(ad_item), cbor_bytestring_length(ad_item), cdh, &ad,
-	                             &kind, reason)) != 0)
+	                             cbor_bytestring_handle(ad_item), cbor_bytestring_length(ad_item), cdh,
+	                             &ad, &kind, reason)) != 0)
 		goto out;
 	memset(rec, 0, sizeof *rec);
 	rec->flags = (uint8_t)(((ad.flags & FIDO2_AD_BE) ? FIDO2_REC_BE : 0) |
@@ -192,8 +184,8 @@ enroll_info_json(const struct fido2_record *rec, const uint8_t *cred_id, size_t 
 	aaguid[36] = '\0';
 	if ((id = b64url_encode(cred_id, cred_id_len)) == NULL)
 		goto out;
-	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b}", "credential_id", id, "aaguid", aaguid, "fmt",
-	              fmt_names[rec->fmt % 3], "attestation_type", att_types[rec->fmt % 3], "alg",
+	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:b, s:b}", "credential_id", id, "aaguid", aaguid,
+	              "fmt", fmt_names[rec->fmt % 3], "attestation_type", att_types[rec->fmt % 3], "alg",
 	              (json_int_t)rec->pk.alg, "user_verified", (rec->flags & FIDO2_REC_UV_INIT) != 0,
 	              "backup_eligible", (rec->flags & FIDO2_REC_BE) != 0, "backup_state",
 	              (rec->flags & FIDO2_REC_BS) != 0);
@@ -209,9 +201,9 @@ static int
 fido2_enroll(void *state, const struct authd_enroll_in *in, struct authd_enroll_out *out)
 {
 	struct req_field f[] = {
-		{.name = "credential_id", .max = FIDO2_MAX_CRED_ID},
-		{.name = "client_data_json", .max = FIDO2_MAX_CLIENT_DATA},
-		{.name = "attestation_object", .max = FIDO2_MAX_ATT_OBJ},
+	    {.name = "credential_id", .max = FIDO2_MAX_CRED_ID},
+	    {.name = "client_data_json", .max = FIDO2_MAX_CLIENT_DATA},
+	    {.name = "attestation_object", .max = FIDO2_MAX_ATT_OBJ},
 	};
 	struct fido2_record rec;
 	struct authd_new_record *nr;
@@ -228,8 +220,8 @@ fido2_enroll(void *state, const struct authd_enroll_in *in, struct authd_enroll_
 		return AUTHD_ERR_INTERNAL;
 	if ((r = req_fields_parse(in->request_json, in->request_len, f, 3, &reason)) != 0)
 		goto out;
-	if ((r = fido2_client_data_check(f[1].data, f[1].len, "webauthn.create", in->challenge, in->challenge_len,
-	                                 in->origins, in->n_origins, &reason)) != 0)
+	if ((r = fido2_client_data_check(f[1].data, f[1].len, "webauthn.create", in->challenge,
+	                                 in->challenge_len, in->origins, in->n_origins, &reason)) != 0)
 		goto out;
 	if ((r = util_sha256(f[1].data, f[1].len, cdh)) != 0)
 		goto out;
@@ -249,10 +241,10 @@ fido2_enroll(void *state, const struct authd_enroll_in *in, struct authd_enroll_
 	out->n_records++;
 	out->verdict = AUTHD_VERDICT_APPROVE;
 out:
-	if (r != 0 && reason != NULL) {
+	if (r != 0 && reason != NULL)
 		add_reason(out->reasons, &out->n_reasons, reason);
-		r = 0;
-	}
+	if (r == AUTHD_ERR_BAD_REQUEST && reason != NULL)
+		r = 0; /* a verdict: the client's input was refused */
 	req_fields_free(f, 3);
 	return r;
 }
@@ -260,23 +252,26 @@ out:
 /* ---- assertion ---- */
 
 static int
-assert_signature(const struct authd_verify_in *in, const struct fido2_record *rec, const uint8_t cdh[32],
-                 const uint8_t *ad, size_t ad_len, const uint8_t *sig, size_t sig_len, const char **reason)
+assert_signature(struct fido2_state *st, const struct authd_verify_in *in, const struct fido2_record *rec,
+                 const uint8_t cdh[32], const uint8_t *ad, size_t ad_len, const uint8_t *sig, size_t sig_len,
+                 const char **reason)
 {
 	fido_assert_t *a = NULL;
-	void *pk = NULL;
+	struct fido2_keyref key;
 	int r, fr;
 
-	if ((r = fido2_pubkey_to_fido(&rec->pk, &pk)) != 0)
+	if ((r = fido2_keycache_get(st != NULL ? st->keys : NULL, &rec->pk, &key)) != 0)
 		return r == AUTHD_ERR_CRYPTO ? AUTHD_ERR_TAMPERED : r; /* stored key no longer loads */
 	if ((a = fido_assert_new()) == NULL) {
 		r = AUTHD_ERR_NOMEM;
 		goto out;
 	}
 	r = AUTHD_ERR_INTERNAL;
-	if (fido_assert_set_count(a, 1) != FIDO_OK || fido_assert_set_clientdata_hash(a, cdh, 32) != FIDO_OK ||
+	if (fido_assert_set_count(a, 1) != FIDO_OK ||
+	    fido_assert_set_clientdata_hash(a, cdh, 32) != FIDO_OK ||
 	    fido_assert_set_rp(a, in->rp_id) != FIDO_OK || fido_assert_set_up(a, FIDO_OPT_TRUE) != FIDO_OK ||
-	    fido_assert_set_uv(a, (in->flags & AUTHD_VERIFY_UV_REQUIRED) ? FIDO_OPT_TRUE : FIDO_OPT_OMIT) != FIDO_OK)
+	    fido_assert_set_uv(a, (in->flags & AUTHD_VERIFY_UV_REQUIRED) ? FIDO_OPT_TRUE : FIDO_OPT_OMIT) !=
+	        FIDO_OK)
 		goto out;
 	if (fido_assert_set_authdata_raw(a, 0, ad, ad_len) != FIDO_OK) {
 		*reason = FIDO2_R_MALFORMED_AUTH_DATA;
@@ -285,7 +280,7 @@ assert_signature(const struct authd_verify_in *in, const struct fido2_record *re
 	}
 	if (fido_assert_set_sig(a, 0, sig, sig_len) != FIDO_OK)
 		goto out;
-	fr = fido_assert_verify(a, 0, rec->pk.alg, pk);
+	fr = fido_assert_verify(a, 0, rec->pk.alg, key.pk);
 	if (fr == FIDO_OK) {
 		r = 0;
 	} else if (fr == FIDO_ERR_INVALID_SIG || fr == FIDO_ERR_INVALID_PARAM) {
@@ -294,13 +289,13 @@ assert_signature(const struct authd_verify_in *in, const struct fido2_record *re
 	}
 out:
 	fido_assert_free(&a);
-	fido2_pubkey_free_fido(rec->pk.alg, &pk);
+	fido2_keycache_put(st != NULL ? st->keys : NULL, &key);
 	return r;
 }
 
 static int
-verify_run(const struct authd_verify_in *in, struct authd_verify_out *out, struct req_field *f,
-           struct fido2_record *rec, struct fido2_authdata *ad, const char **reason)
+verify_run(struct fido2_state *st, const struct authd_verify_in *in, struct authd_verify_out *out,
+           struct req_field *f, struct fido2_record *rec, struct fido2_authdata *ad, const char **reason)
 {
 	const struct req_field *id = &f[0], *adf = &f[1], *cdj = &f[2], *sig = &f[3], *uh = &f[4];
 	uint8_t cdh[32];
@@ -334,7 +329,7 @@ verify_run(const struct authd_verify_in *in, struct authd_verify_out *out, struc
 		FIDO2_REJECT(reason, FIDO2_R_BACKUP_ELIGIBILITY_CHANGED);
 	/* 7.2 steps 19-21: signature over authenticatorData || SHA-256(clientDataJSON). */
 	TRY(util_sha256(cdj->data, cdj->len, cdh));
-	TRY(assert_signature(in, rec, cdh, adf->data, adf->len, sig->data, sig->len, reason));
+	TRY(assert_signature(st, in, rec, cdh, adf->data, adf->len, sig->data, sig->len, reason));
 	/* 7.2 step 22: signature counter. */
 	if ((rec->sign_count != 0 || ad->sign_count != 0) && ad->sign_count <= rec->sign_count) {
 		out->disable_record = 1;
@@ -347,18 +342,17 @@ static int
 fido2_verify(void *state, const struct authd_verify_in *in, struct authd_verify_out *out)
 {
 	struct req_field f[] = {
-		{.name = "credential_id", .max = FIDO2_MAX_CRED_ID},
-		{.name = "authenticator_data", .max = FIDO2_MAX_AUTH_DATA},
-		{.name = "client_data_json", .max = FIDO2_MAX_CLIENT_DATA},
-		{.name = "signature", .max = FIDO2_MAX_SIG},
-		{.name = "user_handle", .max = FIDO2_MAX_USER_HANDLE, .optional = 1},
+	    {.name = "credential_id", .max = FIDO2_MAX_CRED_ID},
+	    {.name = "authenticator_data", .max = FIDO2_MAX_AUTH_DATA},
+	    {.name = "client_data_json", .max = FIDO2_MAX_CLIENT_DATA},
+	    {.name = "signature", .max = FIDO2_MAX_SIG},
+	    {.name = "user_handle", .max = FIDO2_MAX_USER_HANDLE, .optional = 1},
 	};
 	struct fido2_record rec;
 	struct fido2_authdata ad;
 	const char *reason = NULL;
 	int r;
 
-	(void)state;
 	if (out == NULL || out->size < sizeof *out)
 		return AUTHD_ERR_INTERNAL;
 	out->verdict = AUTHD_VERDICT_DENY;
@@ -371,11 +365,12 @@ fido2_verify(void *state, const struct authd_verify_in *in, struct authd_verify_
 	    in->challenge == NULL || in->challenge_len == 0 || (in->records == NULL && in->n_records > 0))
 		return AUTHD_ERR_INTERNAL;
 	memset(&rec, 0, sizeof rec);
-	r = verify_run(in, out, f, &rec, &ad, &reason);
+	r = verify_run(state, in, out, f, &rec, &ad, &reason);
 	if (r == 0) {
 		rec.sign_count = ad.sign_count;
-		rec.flags = (uint8_t)((rec.flags & ~FIDO2_REC_BS) | ((ad.flags & FIDO2_AD_BS) ? FIDO2_REC_BS : 0) |
-		                      ((ad.flags & FIDO2_AD_UV) ? FIDO2_REC_UV_INIT : 0));
+		rec.flags =
+		    (uint8_t)((rec.flags & ~FIDO2_REC_BS) | ((ad.flags & FIDO2_AD_BS) ? FIDO2_REC_BS : 0) |
+		              ((ad.flags & FIDO2_AD_UV) ? FIDO2_REC_UV_INIT : 0));
 		if ((r = fido2_record_encode(&rec, &out->updated_data, &out->updated_len)) == 0) {
 			out->amr = AUTHD_AMR_HWK | ((ad.flags & FIDO2_AD_UV) ? AUTHD_AMR_USER : 0);
 			out->verdict = AUTHD_VERDICT_APPROVE;
@@ -402,6 +397,10 @@ fido2_init(const struct authd_plugin_host *host, void **state)
 	if ((st = calloc(1, sizeof *st)) == NULL)
 		return AUTHD_ERR_NOMEM;
 	st->host = host;
+	if (fido2_keycache_new(&st->keys, FIDO2_KEYCACHE_SLOTS) != 0) {
+		free(st);
+		return AUTHD_ERR_NOMEM;
+	}
 	if (host != NULL && host->log != NULL)
 		host->log(LOG_INFO, "fido2: ready (ES256, EdDSA, RS256; attestation none, packed)");
 	*state = st;
@@ -411,17 +410,22 @@ fido2_init(const struct authd_plugin_host *host, void **state)
 static void
 fido2_fini(void *state)
 {
-	free(state);
+	struct fido2_state *st = state;
+
+	if (st == NULL)
+		return;
+	fido2_keycache_free(&st->keys);
+	free(st);
 }
 
 __attribute__((visibility("default"))) const struct authd_plugin authd_plugin_v1 = {
-	.abi = AUTHD_PLUGIN_ABI,
-	.size = sizeof(struct authd_plugin),
-	.name = "fido2",
-	.init = fido2_init,
-	.enroll = fido2_enroll,
-	.verify = fido2_verify,
-	.fini = fido2_fini,
-	.compare = NULL,
-	.check = NULL,
+    .abi = AUTHD_PLUGIN_ABI,
+    .size = sizeof(struct authd_plugin),
+    .name = "fido2",
+    .init = fido2_init,
+    .enroll = fido2_enroll,
+    .verify = fido2_verify,
+    .fini = fido2_fini,
+    .compare = NULL,
+    .check = NULL,
 };

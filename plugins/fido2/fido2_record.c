@@ -70,9 +70,11 @@ fido2_record_decode(const uint8_t *p, size_t len, struct fido2_record *rec)
 	TRY(buf_expect_end(&b));
 	rec->pk.alg = (int)(int32_t)alg;
 	rec->pk.raw_len = pk_len;
-	if ((rec->pk.alg == FIDO2_COSE_ES256 && pk_len != 64) || (rec->pk.alg == FIDO2_COSE_EDDSA && pk_len != 32) ||
+	if ((rec->pk.alg == FIDO2_COSE_ES256 && pk_len != 64) ||
+	    (rec->pk.alg == FIDO2_COSE_EDDSA && pk_len != 32) ||
 	    (rec->pk.alg == FIDO2_COSE_RS256 && pk_len != 259) ||
-	    (rec->pk.alg != FIDO2_COSE_ES256 && rec->pk.alg != FIDO2_COSE_EDDSA && rec->pk.alg != FIDO2_COSE_RS256))
+	    (rec->pk.alg != FIDO2_COSE_ES256 && rec->pk.alg != FIDO2_COSE_EDDSA &&
+	     rec->pk.alg != FIDO2_COSE_RS256))
 		return AUTHD_ERR_BAD_REQUEST;
 	return 0;
 }

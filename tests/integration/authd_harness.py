@@ -82,12 +82,16 @@ class Daemon:
             args += ["--config", self.config]
         self.logf = open(self.log, "a")
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=self.logf, env=self.env)
-        for _ in range(200):
+        # The socket is bound before keys, store and plugins load: ready means
+        # a health reply, not an accepted connection.
+        for _ in range(1200):
             if os.path.exists(self.sock):
                 try:
-                    c = Conn(self.sock)
+                    c = Conn(self.sock, timeout=30)
+                    r = c.call("health")
                     c.close()
-                    return self
+                    if r is not None:
+                        return self
                 except OSError:
                     pass
             if self.proc.poll() is not None:

@@ -1,5 +1,6 @@
 /* Software FIDO2 authenticator for tests; see softkey.h. */
 #include "softkey.h"
+#include "softkey_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -25,8 +27,8 @@ struct softkey {
 	int aaguid_set;
 };
 
-static const uint8_t test_aaguid[16] = {0x73, 0x6f, 0x66, 0x74, 0x6b, 0x65, 0x79, 0x2d,
-                                        0x61, 0x75, 0x74, 0x68, 0x64, 0x2d, 0x30, 0x31}; /* "softkey-authd-01" */
+static const uint8_t test_aaguid[16] = {0x73, 0x6f, 0x66, 0x74, 0x6b, 0x65, 0x79, 0x2d, 0x61,
+                                        0x75, 0x74, 0x68, 0x64, 0x2d, 0x30, 0x31}; /* "softkey-authd-01" */
 
 char *
 softkey_b64url(const uint8_t *p, size_t len)
@@ -234,7 +236,8 @@ softkey_cose_key(const struct softkey *k, uint8_t **out, size_t *len)
 	if (k->alg == SOFTKEY_ES256) {
 		if (bn_param(k->pkey, OSSL_PKEY_PARAM_EC_PUB_X, a, 32) != 0 ||
 		    bn_param(k->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, b, 32) != 0 ||
-		    map_add(map, cbor_int(1), cbor_int(2)) != 0 || map_add(map, cbor_int(3), cbor_int(-7)) != 0 ||
+		    map_add(map, cbor_int(1), cbor_int(2)) != 0 ||
+		    map_add(map, cbor_int(3), cbor_int(-7)) != 0 ||
 		    map_add(map, cbor_int(-1), cbor_int(1)) != 0 ||
 		    map_add(map, cbor_int(-2), cbor_build_bytestring(a, 32)) != 0 ||
 		    map_add(map, cbor_int(-3), cbor_build_bytestring(b, 32)) != 0)
@@ -242,14 +245,16 @@ softkey_cose_key(const struct softkey *k, uint8_t **out, size_t *len)
 	} else if (k->alg == SOFTKEY_EDDSA) {
 		size_t n = 32;
 		if (EVP_PKEY_get_raw_public_key(k->pkey, a, &n) != 1 || n != 32 ||
-		    map_add(map, cbor_int(1), cbor_int(1)) != 0 || map_add(map, cbor_int(3), cbor_int(-8)) != 0 ||
+		    map_add(map, cbor_int(1), cbor_int(1)) != 0 ||
+		    map_add(map, cbor_int(3), cbor_int(-8)) != 0 ||
 		    map_add(map, cbor_int(-1), cbor_int(6)) != 0 ||
 		    map_add(map, cbor_int(-2), cbor_build_bytestring(a, 32)) != 0)
 			goto out;
 	} else {
 		if (bn_param(k->pkey, OSSL_PKEY_PARAM_RSA_N, a, 256) != 0 ||
 		    bn_param(k->pkey, OSSL_PKEY_PARAM_RSA_E, b, 3) != 0 ||
-		    map_add(map, cbor_int(1), cbor_int(3)) != 0 || map_add(map, cbor_int(3), cbor_int(-257)) != 0 ||
+		    map_add(map, cbor_int(1), cbor_int(3)) != 0 ||
+		    map_add(map, cbor_int(3), cbor_int(-257)) != 0 ||
 		    map_add(map, cbor_int(-1), cbor_build_bytestring(a, 256)) != 0 ||
 		    map_add(map, cbor_int(-2), cbor_build_bytestring(b, 3)) != 0)
 			goto out;
@@ -276,7 +281,8 @@ client_data(const char *type, const uint8_t *challenge, size_t challenge_len, co
 		return strdup(o->client_data_json);
 	}
 	if (chal != NULL && obj != NULL &&
-	    json_object_set_new(obj, "type", json_string(o != NULL && o->type != NULL ? o->type : type)) == 0 &&
+	    json_object_set_new(obj, "type", json_string(o != NULL && o->type != NULL ? o->type : type)) ==
+	        0 &&
 	    json_object_set_new(obj, "challenge", json_string(chal)) == 0 &&
 	    json_object_set_new(obj, "origin", json_string(origin)) == 0 &&
 	    json_object_set_new(obj, "crossOrigin", json_boolean(o != NULL && o->cross_origin)) == 0)
@@ -287,9 +293,9 @@ client_data(const char *type, const uint8_t *challenge, size_t challenge_len, co
 }
 
 /* authenticatorData header + optional attested credential data, into a malloc'd buffer. */
-static int
-auth_data(const struct softkey *k, const char *rp_id, unsigned flags, uint32_t counter, int attested,
-          const struct softkey_opts *o, uint8_t **out, size_t *len)
+int
+softkey_auth_data(const struct softkey *k, const char *rp_id, unsigned flags, uint32_t counter, int attested,
+                  const struct softkey_opts *o, uint8_t **out, size_t *len)
 {
 	uint8_t *cose = NULL, *p;
 	size_t cose_len = 0, n;
@@ -381,25 +387,29 @@ att_cert(EVP_PKEY *key, const uint8_t aaguid[16], const struct softkey_opts *o)
 	    X509_set_version(x, X509_VERSION_3) != 1 || ASN1_INTEGER_set(X509_get_serialNumber(x), 1) != 1 ||
 	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
 	    X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365) == NULL ||
-	    X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"VN", -1, -1, 0) != 1 ||
-	    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"authd softkey", -1, -1, 0) !=
-	            1 ||
-	    X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC, (const unsigned char *)"Authenticator Attestation",
+	    X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"VN", -1, -1, 0) !=
+	        1 ||
+	    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"authd softkey", -1,
+	                               -1, 0) != 1 ||
+	    X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC,
+	                               (const unsigned char *)"Authenticator Attestation", -1, -1, 0) != 1 ||
+	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"softkey attestation",
 	                               -1, -1, 0) != 1 ||
-	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"softkey attestation", -1, -1,
-	                               0) != 1 ||
-	    X509_set_subject_name(x, name) != 1 || X509_set_issuer_name(x, name) != 1 || X509_set_pubkey(x, key) != 1)
+	    X509_set_subject_name(x, name) != 1 || X509_set_issuer_name(x, name) != 1 ||
+	    X509_set_pubkey(x, key) != 1)
 		goto out;
 	if ((ext = X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints,
-	                               o != NULL && o->x5c_ca ? "critical,CA:TRUE" : "critical,CA:FALSE")) == NULL ||
+	                               o != NULL && o->x5c_ca ? "critical,CA:TRUE" : "critical,CA:FALSE")) ==
+	        NULL ||
 	    X509_add_ext(x, ext, -1) != 1)
 		goto out;
 	X509_EXTENSION_free(ext);
 	ext = NULL;
-	if (ASN1_OCTET_STRING_set(inner, id, 16) != 1 || (der_len = i2d_ASN1_OCTET_STRING(inner, &der)) <= 0 ||
+	if (ASN1_OCTET_STRING_set(inner, id, 16) != 1 ||
+	    (der_len = i2d_ASN1_OCTET_STRING(inner, &der)) <= 0 ||
 	    ASN1_OCTET_STRING_set(outer, der, der_len) != 1 ||
-	    (ext = X509_EXTENSION_create_by_OBJ(NULL, oid, 0, outer)) == NULL || X509_add_ext(x, ext, -1) != 1 ||
-	    X509_sign(x, key, EVP_sha256()) <= 0)
+	    (ext = X509_EXTENSION_create_by_OBJ(NULL, oid, 0, outer)) == NULL ||
+	    X509_add_ext(x, ext, -1) != 1 || X509_sign(x, key, EVP_sha256()) <= 0)
 		goto out;
 	ok = 1;
 out:
@@ -416,9 +426,9 @@ out:
 	return x;
 }
 
-static cbor_item_t *
-att_stmt(const struct softkey *k, enum softkey_fmt fmt, const uint8_t *ad, size_t ad_len, const uint8_t cdh[32],
-         const struct softkey_opts *o)
+cbor_item_t *
+softkey_att_stmt(const struct softkey *k, enum softkey_fmt fmt, const uint8_t *ad, size_t ad_len,
+                 const uint8_t cdh[32], const struct softkey_opts *o)
 {
 	cbor_item_t *stmt = NULL, *x5c = NULL;
 	EVP_PKEY *att_key = NULL;
@@ -440,7 +450,8 @@ att_stmt(const struct softkey *k, enum softkey_fmt fmt, const uint8_t *ad, size_
 		alg = SOFTKEY_ES256;
 		if ((att_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL ||
 		    (cert = att_cert(att_key, k->aaguid_set ? k->aaguid : test_aaguid, o)) == NULL ||
-		    (der_len = i2d_X509(cert, &der)) <= 0 || sign_with(att_key, 0, msg, ad_len + 32, &sig, &sig_len) != 0)
+		    (der_len = i2d_X509(cert, &der)) <= 0 ||
+		    sign_with(att_key, 0, msg, ad_len + 32, &sig, &sig_len) != 0)
 			goto out;
 		if ((x5c = cbor_new_definite_array(1)) == NULL ||
 		    !cbor_array_push(x5c, cbor_move(cbor_build_bytestring(der, (size_t)der_len))))
@@ -471,8 +482,8 @@ out:
 
 int
 softkey_make_credential(struct softkey *k, const char *rp_id, const char *origin, const uint8_t *challenge,
-                        size_t challenge_len, unsigned flags, enum softkey_fmt fmt, const struct softkey_opts *o,
-                        char **json_out)
+                        size_t challenge_len, unsigned flags, enum softkey_fmt fmt,
+                        const struct softkey_opts *o, char **json_out)
 {
 	char *cdj = NULL;
 	uint8_t *ad = NULL, *att = NULL, cdh[32];
@@ -482,16 +493,18 @@ softkey_make_credential(struct softkey *k, const char *rp_id, const char *origin
 	int r = -1;
 
 	*json_out = NULL;
-	if (k == NULL || (cdj = client_data("webauthn.create", challenge, challenge_len, origin, o)) == NULL ||
-	    sha256(cdj, strlen(cdj), cdh) != 0 || auth_data(k, rp_id, flags, k->counter, 1, o, &ad, &ad_len) != 0)
+	if (k == NULL ||
+	    (cdj = client_data("webauthn.create", challenge, challenge_len, origin, o)) == NULL ||
+	    sha256(cdj, strlen(cdj), cdh) != 0 ||
+	    softkey_auth_data(k, rp_id, flags, k->counter, 1, o, &ad, &ad_len) != 0)
 		goto out;
-	if ((stmt = att_stmt(k, fmt, ad, ad_len, cdh, o)) == NULL)
+	if ((stmt = softkey_att_stmt(k, fmt, ad, ad_len, cdh, o)) == NULL)
 		goto out;
 	if (o != NULL && o->truncate > 0 && o->truncate < ad_len)
 		ad_len = o->truncate;
 	if ((obj = cbor_new_definite_map(3)) == NULL ||
-	    map_add(obj, cbor_build_string("fmt"), cbor_build_string(fmt == SOFTKEY_FMT_NONE ? "none" : "packed")) !=
-	            0 ||
+	    map_add(obj, cbor_build_string("fmt"),
+	            cbor_build_string(fmt == SOFTKEY_FMT_NONE ? "none" : "packed")) != 0 ||
 	    map_add(obj, cbor_build_string("attStmt"), cbor_incref(stmt)) != 0 ||
 	    map_add(obj, cbor_build_string("authData"), cbor_build_bytestring(ad, ad_len)) != 0 ||
 	    (att_len = cbor_serialize_alloc(obj, &att, &cap)) == 0)
@@ -537,10 +550,12 @@ softkey_get_assertion(struct softkey *k, const char *rp_id, const char *origin, 
 		return -1;
 	counter = (o != NULL && o->keep_counter) ? k->counter : k->counter + 1;
 	if ((cdj = client_data("webauthn.get", challenge, challenge_len, origin, o)) == NULL ||
-	    auth_data(k, rp_id, flags, counter, 0, o, &ad, &ad_len) != 0 || (msg = malloc(ad_len + 32)) == NULL)
+	    softkey_auth_data(k, rp_id, flags, counter, 0, o, &ad, &ad_len) != 0 ||
+	    (msg = malloc(ad_len + 32)) == NULL)
 		goto out;
 	memcpy(msg, ad, ad_len);
-	if (sha256(cdj, strlen(cdj), msg + ad_len) != 0 || softkey_sign(k, msg, ad_len + 32, &sig, &sig_len) != 0)
+	if (sha256(cdj, strlen(cdj), msg + ad_len) != 0 ||
+	    softkey_sign(k, msg, ad_len + 32, &sig, &sig_len) != 0)
 		goto out;
 	k->counter = counter;
 	if (o != NULL && o->flip_sig)
@@ -571,4 +586,73 @@ out:
 	free(ad);
 	free(cdj);
 	return r;
+}
+
+char *
+softkey_export(const struct softkey *k)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *pem = NULL, *id = NULL, *aaguid = NULL, *text = NULL;
+	long n;
+	json_t *o = NULL;
+
+	if (bio == NULL || PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL, NULL) != 1 ||
+	    (n = BIO_get_mem_data(bio, &pem)) <= 0)
+		goto out;
+	id = softkey_b64url(k->cred_id, sizeof k->cred_id);
+	aaguid = softkey_b64url(k->aaguid_set ? k->aaguid : test_aaguid, 16);
+	if (id == NULL || aaguid == NULL)
+		goto out;
+	o = json_pack("{s:i, s:s, s:I, s:s, s:s%}", "alg", k->alg, "cred_id", id, "counter",
+	              (json_int_t)k->counter, "aaguid", aaguid, "key_pem", pem, (size_t)n);
+	if (o != NULL)
+		text = json_dumps(o, JSON_COMPACT);
+out:
+	json_decref(o);
+	free(id);
+	free(aaguid);
+	BIO_free(bio);
+	return text;
+}
+
+struct softkey *
+softkey_import(const char *json)
+{
+	json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+	struct softkey *k = calloc(1, sizeof *k);
+	const char *id, *aaguid, *pem;
+	json_int_t alg, counter;
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	BIO *bio = NULL;
+	int ok = 0;
+
+	if (o == NULL || k == NULL ||
+	    json_unpack(o, "{s:I, s:s, s:I, s:s, s:s}", "alg", &alg, "cred_id", &id, "counter", &counter,
+	                "aaguid", &aaguid, "key_pem", &pem) != 0)
+		goto out;
+	k->alg = (int)alg;
+	k->counter = (uint32_t)counter;
+	if (softkey_b64url_decode(id, &raw, &len) != 0 || len != sizeof k->cred_id)
+		goto out;
+	memcpy(k->cred_id, raw, len);
+	free(raw);
+	raw = NULL;
+	if (softkey_b64url_decode(aaguid, &raw, &len) != 0 || len != 16)
+		goto out;
+	memcpy(k->aaguid, raw, 16);
+	k->aaguid_set = 1;
+	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL ||
+	    (k->pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL)
+		goto out;
+	ok = (k->alg == SOFTKEY_ES256 && EVP_PKEY_get_base_id(k->pkey) == EVP_PKEY_EC) ||
+	     (k->alg == SOFTKEY_EDDSA && EVP_PKEY_get_base_id(k->pkey) == EVP_PKEY_ED25519) ||
+	     (k->alg == SOFTKEY_RS256 && EVP_PKEY_get_base_id(k->pkey) == EVP_PKEY_RSA);
+out:
+	free(raw);
+	BIO_free(bio);
+	json_decref(o);
+	if (!ok)
+		softkey_free(&k);
+	return k;
 }

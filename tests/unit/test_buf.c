@@ -104,10 +104,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_buf_reads),
-		cmocka_unit_test(test_buf_short_reads_consume_nothing),
-		cmocka_unit_test(test_buf_empty_and_null),
-		cmocka_unit_test(test_wbuf),
+	    cmocka_unit_test(test_buf_reads),
+	    cmocka_unit_test(test_buf_short_reads_consume_nothing),
+	    cmocka_unit_test(test_buf_empty_and_null),
+	    cmocka_unit_test(test_wbuf),
 	};
 
 	return cmocka_run_group_tests_name("buf", tests, NULL, NULL);

@@ -120,16 +120,17 @@ test_enroll_dev_set(void **unused)
 		free(req);
 		if (r != 0 || out.n_records != 1)
 			fail_msg("%s: enroll r=%d records=%zu reason=%s", d->name, r, out.n_records,
-			    out.n_reasons ? out.reasons[0] : "-");
+			         out.n_reasons ? out.reasons[0] : "-");
 		assert_int_equal(out.verdict, AUTHD_VERDICT_APPROVE);
 		assert_int_equal(out.records[0].id_len, 16);
 		assert_int_equal(out.records[0].data_len, 8 + 4 * 512);
-		assert_int_equal(out.records[0].data[0], 1);                                  /* version */
+		assert_int_equal(out.records[0].data[0], 1);                                 /* version */
 		assert_int_equal(out.records[0].data[2] | out.records[0].data[3] << 8, 512); /* dim */
 		assert_non_null(out.info_json);
 		json_t *info = json_loads(out.info_json, 0, NULL);
 		assert_non_null(info);
-		assert_int_equal(json_integer_value(json_object_get(json_object_get(info, "quality"), "accepted")), 1);
+		assert_int_equal(
+		    json_integer_value(json_object_get(json_object_get(info, "quality"), "accepted")), 1);
 		json_decref(info);
 		d->id = out.records[0].id;
 		d->data = out.records[0].data;
@@ -178,8 +179,8 @@ test_dev_pairs(void **unused)
 			struct authd_verify_out out;
 			assert_int_equal(tf_verify(req, &t->rec, 1, &out), 0);
 			if (out.verdict != AUTHD_VERDICT_APPROVE)
-				fail_msg("same identity %s vs %s: score %.4f reason %s", p->name, t->name, out.score,
-				    out.n_reasons ? out.reasons[0] : "-");
+				fail_msg("same identity %s vs %s: score %.4f reason %s", p->name, t->name,
+				         out.score, out.n_reasons ? out.reasons[0] : "-");
 			assert_int_equal(out.amr, AUTHD_AMR_FACE);
 			assert_int_equal(out.record_index, 0);
 			n_same++;
@@ -187,7 +188,8 @@ test_dev_pairs(void **unused)
 		struct authd_verify_out out;
 		assert_int_equal(tf_verify(req, others, n_others, &out), 0);
 		if (out.verdict != AUTHD_VERDICT_DENY || !tf_has_reason(&out, "no_match"))
-			fail_msg("cross identity %s: best score %.4f verdict %d", p->name, out.score, out.verdict);
+			fail_msg("cross identity %s: best score %.4f verdict %d", p->name, out.score,
+			         out.verdict);
 		assert_int_equal(out.record_index, -1);
 		n_probe++;
 		free(req);
@@ -250,7 +252,7 @@ test_liveness(void **unused)
 	(void)unused;
 	struct authd_enroll_out en = enroll_one("live_1.jpg");
 	assert_int_equal(en.n_records, 1);
-	struct authd_record rec = { en.records[0].id, 16, en.records[0].data, en.records[0].data_len };
+	struct authd_record rec = {en.records[0].id, 16, en.records[0].data, en.records[0].data_len};
 	struct authd_verify_out out;
 
 	/* bona fide capture passes liveness (and matches itself) */
@@ -260,7 +262,7 @@ test_liveness(void **unused)
 	free(req);
 
 	/* both attacks are refused as attacks, whatever the template */
-	const char *spoofs[] = { "spoof_1.jpg", "spoof_2.jpg" };
+	const char *spoofs[] = {"spoof_1.jpg", "spoof_2.jpg"};
 	for (size_t i = 0; i < 2; i++) {
 		req = tf_req_files(spoofs[i], NULL);
 		assert_int_equal(tf_verify(req, &rec, 1, &out), 0);
@@ -311,7 +313,7 @@ test_alpha_png(void **unused)
 	struct authd_enroll_out en = enroll_one("edge_32bit_alpha.png");
 	assert_int_equal(en.verdict, AUTHD_VERDICT_APPROVE);
 	assert_int_equal(en.n_records, 1);
-	struct authd_record rec = { en.records[0].id, 16, en.records[0].data, en.records[0].data_len };
+	struct authd_record rec = {en.records[0].id, 16, en.records[0].data, en.records[0].data_len};
 	char *req = tf_req_files("obama_1.jpg", NULL);
 	struct authd_verify_out out;
 	assert_int_equal(tf_verify(req, &rec, 1, &out), 0);
@@ -337,7 +339,8 @@ test_enroll_mixed(void **unused)
 	json_t *imgs = json_object_get(json_object_get(info, "quality"), "images");
 	assert_int_equal(json_array_size(imgs), 4);
 	assert_true(json_is_true(json_object_get(json_array_get(imgs, 0), "usable")));
-	assert_string_equal(json_string_value(json_object_get(json_array_get(imgs, 1), "reason")), "multiple_faces");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(imgs, 1), "reason")),
+	                    "multiple_faces");
 	json_decref(info);
 	assert_memory_not_equal(out.records[0].id, out.records[1].id, 16);
 	tf_enroll_out_free(&out);
@@ -390,7 +393,7 @@ test_tampered_records(void **unused)
 	assert_int_equal(tf_verify(req, &r, 1, &out), AUTHD_ERR_TAMPERED);
 	r.data_len = sizeof(bad);
 
-	struct authd_record two[2] = { r, *obama };
+	struct authd_record two[2] = {r, *obama};
 	assert_int_equal(tf_verify(req, two, 2, &out), 0);
 	assert_int_equal(out.verdict, AUTHD_VERDICT_APPROVE);
 	assert_int_equal(out.record_index, 1);
@@ -448,17 +451,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_abi),
-		cmocka_unit_test(test_enroll_dev_set),
-		cmocka_unit_test(test_dev_pairs),
-		cmocka_unit_test(test_best_template),
-		cmocka_unit_test(test_liveness),
-		cmocka_unit_test(test_multiple_faces),
-		cmocka_unit_test(test_alpha_png),
-		cmocka_unit_test(test_enroll_mixed),
-		cmocka_unit_test(test_multi_frame),
-		cmocka_unit_test(test_tampered_records),
-		cmocka_unit_test(test_compare_check),
+	    cmocka_unit_test(test_abi),           cmocka_unit_test(test_enroll_dev_set),
+	    cmocka_unit_test(test_dev_pairs),     cmocka_unit_test(test_best_template),
+	    cmocka_unit_test(test_liveness),      cmocka_unit_test(test_multiple_faces),
+	    cmocka_unit_test(test_alpha_png),     cmocka_unit_test(test_enroll_mixed),
+	    cmocka_unit_test(test_multi_frame),   cmocka_unit_test(test_tampered_records),
+	    cmocka_unit_test(test_compare_check),
 	};
 	return cmocka_run_group_tests_name("face", tests, group_setup, group_teardown);
 }

@@ -22,6 +22,7 @@ static const struct authd_plugin *tf_api;
 static void *tf_state;
 static char tf_last_log[2048];
 static const char *tf_cfg_models, *tf_cfg_threshold, *tf_cfg_live, *tf_cfg_max;
+static const char *tf_cfg_xkey, *tf_cfg_xval; /* one extra [face] key */
 
 static void
 tf_log(int prio, const char *msg)
@@ -43,14 +44,16 @@ tf_config(const char *section, const char *key)
 		return tf_cfg_live;
 	if (strcmp(key, "max_images") == 0)
 		return tf_cfg_max;
+	if (tf_cfg_xkey != NULL && strcmp(key, tf_cfg_xkey) == 0)
+		return tf_cfg_xval;
 	return NULL;
 }
 
 static const struct authd_plugin_host tf_host = {
-	.abi = AUTHD_PLUGIN_ABI,
-	.size = sizeof(struct authd_plugin_host),
-	.log = tf_log,
-	.config = tf_config,
+    .abi = AUTHD_PLUGIN_ABI,
+    .size = sizeof(struct authd_plugin_host),
+    .log = tf_log,
+    .config = tf_config,
 };
 
 static const char *
@@ -87,8 +90,8 @@ tf_face_path(const char *name)
 	if (d != NULL && *d != '\0')
 		snprintf(p, 4096, "%s/%s", d, name);
 	else
-		snprintf(p, 4096, "%s/../shared/faces/dev/%s", getenv("AUTHD_SOURCE_DIR") ? getenv("AUTHD_SOURCE_DIR") : ".",
-		    name);
+		snprintf(p, 4096, "%s/../shared/faces/dev/%s",
+		         getenv("AUTHD_SOURCE_DIR") ? getenv("AUTHD_SOURCE_DIR") : ".", name);
 	return p;
 }
 

@@ -85,13 +85,24 @@ test_bad_json(void **unused)
 {
 	(void)unused;
 	static const char *cases[] = {
-		"", "null", "[]", "{}", "\"images\"", "{\"images\":null}", "{\"images\":\"abc\"}",
-		"{\"images\":[]}", "{\"images\":[1]}", "{\"images\":[null]}", "{\"images\":[{}]}",
-		"{\"images\":[\"AAAA\"]", /* truncated */
-		"{\"images\":[\"AAAA\"],\"images\":[\"AAAA\"]}", /* duplicate key */
-		"{\"images\":[\"not base64!\"]}", "{\"images\":[\"A\"]}", "{\"images\":[\"AA AA\"]}",
-		"{\"images\":[\"AA=A\"]}",
-		"{\"images\":[\"AAAA\",\"AAAA\",\"AAAA\",\"AAAA\",\"AAAA\",\"AAAA\"]}", /* > 5 */
+	    "",
+	    "null",
+	    "[]",
+	    "{}",
+	    "\"images\"",
+	    "{\"images\":null}",
+	    "{\"images\":\"abc\"}",
+	    "{\"images\":[]}",
+	    "{\"images\":[1]}",
+	    "{\"images\":[null]}",
+	    "{\"images\":[{}]}",
+	    "{\"images\":[\"AAAA\"]",                        /* truncated */
+	    "{\"images\":[\"AAAA\"],\"images\":[\"AAAA\"]}", /* duplicate key */
+	    "{\"images\":[\"not base64!\"]}",
+	    "{\"images\":[\"A\"]}",
+	    "{\"images\":[\"AA AA\"]}",
+	    "{\"images\":[\"AA=A\"]}",
+	    "{\"images\":[\"AAAA\",\"AAAA\",\"AAAA\",\"AAAA\",\"AAAA\",\"AAAA\"]}", /* > 5 */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		expect_bad_request(cases[i], strlen(cases[i]));
@@ -114,13 +125,14 @@ test_bad_json(void **unused)
 static void
 expect_bad_image(const uint8_t *img, size_t len, const char *what)
 {
-	const uint8_t *bufs[1] = { img };
-	size_t lens[1] = { len };
+	const uint8_t *bufs[1] = {img};
+	size_t lens[1] = {len};
 	char *req = tf_req_raw(1, bufs, lens);
 	struct authd_verify_out out;
 	int r = tf_verify(req, tmpl, 1, &out);
 	if (r != 0 || out.verdict != AUTHD_VERDICT_DENY || !tf_has_reason(&out, "bad_image"))
-		fail_msg("%s: r=%d verdict=%d reason=%s", what, r, out.verdict, out.n_reasons ? out.reasons[0] : "-");
+		fail_msg("%s: r=%d verdict=%d reason=%s", what, r, out.verdict,
+		         out.n_reasons ? out.reasons[0] : "-");
 	struct authd_enroll_out eout;
 	assert_int_equal(tf_enroll(req, &eout), 0);
 	assert_int_equal(eout.verdict, AUTHD_VERDICT_DENY);
@@ -163,18 +175,19 @@ test_bad_images(void **unused)
 	expect_bad_image(fake, sizeof(fake), "jpeg magic + garbage");
 
 	/* wrong types OpenCV could decode but we do not accept: BMP, GIF, PPM */
-	uint8_t bmp[64] = { 'B', 'M' }, gif[64] = { 'G', 'I', 'F', '8', '9', 'a' }, ppm[64] = "P6\n20 20\n255\n";
+	uint8_t bmp[64] = {'B', 'M'}, gif[64] = {'G', 'I', 'F', '8', '9', 'a'}, ppm[64] = "P6\n20 20\n255\n";
 	expect_bad_image(bmp, sizeof(bmp), "bmp");
 	expect_bad_image(gif, sizeof(gif), "gif");
 	expect_bad_image(ppm, sizeof(ppm), "ppm");
 
 	/* PNG whose header claims 5000x5000: refused before decoding */
-	uint8_t png[64] = { 0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 'I', 'H', 'D', 'R',
-		0, 0, 0x13, 0x88, 0, 0, 0x13, 0x88, 8, 6, 0, 0, 0 };
+	uint8_t png[64] = {0x89, 'P', 'N', 'G',  0x0d, 0x0a, 0x1a, 0x0a, 0,    0, 0, 13, 'I', 'H', 'D',
+	                   'R',  0,   0,   0x13, 0x88, 0,    0,    0x13, 0x88, 8, 6, 0,  0,   0};
 	expect_bad_image(png, sizeof(png), "png 5000x5000");
 	/* JPEG 2000 (JP2) header claiming 4097x100 */
-	uint8_t jp2[80] = { 0, 0, 0, 12, 'j', 'P', ' ', ' ', 0x0d, 0x0a, 0x87, 0x0a, 0, 0, 0, 45, 'j', 'p', '2',
-		'h', 0, 0, 0, 22, 'i', 'h', 'd', 'r', 0, 0, 0, 100, 0, 0, 0x10, 0x01, 0, 3, 7, 7, 0, 0 };
+	uint8_t jp2[80] = {0, 0,  0,   12,  'j', 'P', ' ',  ' ',  0x0d, 0x0a, 0x87, 0x0a, 0,   0,
+	                   0, 45, 'j', 'p', '2', 'h', 0,    0,    0,    22,   'i',  'h',  'd', 'r',
+	                   0, 0,  0,   100, 0,   0,   0x10, 0x01, 0,    3,    7,    7,    0,   0};
 	expect_bad_image(jp2, sizeof(jp2), "jp2 4097 wide");
 	/* JPEG whose frame header claims 8000 px high (walks the segments) */
 	size_t plen;
@@ -209,14 +222,14 @@ test_corrupt_png(void **unused)
 	(void)unused;
 	/* 16x16 grey PNG with a corrupted zlib stream (bad Adler-32). */
 	static const uint8_t tiny[] = {
-		0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00,
-		0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x10, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3a, 0x98, 0xa0, 0xbd, 0x00,
-		0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0x60, 0x18, 0x05, 0x00, 0x00, 0x01, 0x10,
-		0x00, 0x01, 0x96, 0x43, 0x7c, 0x2b, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60,
-		0x82,
+	    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
+	    0x44, 0x52, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x10, 0x08, 0x00, 0x00, 0x00,
+	    0x00, 0x3a, 0x98, 0xa0, 0xbd, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78,
+	    0xda, 0x63, 0x60, 0x18, 0x05, 0x00, 0x00, 0x01, 0x10, 0x00, 0x01, 0x96, 0x43, 0x7c,
+	    0x2b, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
 	};
-	const uint8_t *bufs[1] = { tiny };
-	size_t lens[1] = { sizeof(tiny) };
+	const uint8_t *bufs[1] = {tiny};
+	size_t lens[1] = {sizeof(tiny)};
 	char *req = tf_req_raw(1, bufs, lens);
 	struct authd_verify_out out;
 	assert_int_equal(tf_verify(req, tmpl, 1, &out), 0);
@@ -240,7 +253,7 @@ test_config_errors(void **unused)
 	assert_non_null(strstr(tf_last_log, "scripts/fetch-models.sh"));
 	tf_cfg_models = saved;
 
-	const char *bad_thr[] = { "abc", "0", "1", "1.5", "-0.2", "0.4x", "nan" };
+	const char *bad_thr[] = {"abc", "0", "1", "1.5", "-0.2", "0.4x", "nan"};
 	for (size_t i = 0; i < sizeof(bad_thr) / sizeof(bad_thr[0]); i++) {
 		tf_cfg_threshold = bad_thr[i];
 		assert_int_equal(tf_api->init(&tf_host, &st), AUTHD_ERR_CONFIG);
@@ -249,7 +262,16 @@ test_config_errors(void **unused)
 		assert_int_equal(tf_api->init(&tf_host, &st), AUTHD_ERR_CONFIG);
 		tf_cfg_live = NULL;
 	}
-	const char *bad_max[] = { "0", "6", "x", "" };
+	const char *bad_extra[][2] = {{"multi_face_ratio", "0"}, {"multi_face_ratio", "1.5"},
+	                              {"min_face_size", "8"},    {"min_face_size", "5000"},
+	                              {"min_sharpness", "-1"},   {"min_sharpness", "x"}};
+	for (size_t i = 0; i < sizeof(bad_extra) / sizeof(bad_extra[0]); i++) {
+		tf_cfg_xkey = bad_extra[i][0];
+		tf_cfg_xval = bad_extra[i][1];
+		assert_int_equal(tf_api->init(&tf_host, &st), AUTHD_ERR_CONFIG);
+	}
+	tf_cfg_xkey = tf_cfg_xval = NULL;
+	const char *bad_max[] = {"0", "6", "x", ""};
 	for (size_t i = 0; i < 3; i++) {
 		tf_cfg_max = bad_max[i];
 		assert_int_equal(tf_api->init(&tf_host, &st), AUTHD_ERR_CONFIG);
@@ -290,17 +312,29 @@ test_config_values(void **unused)
 	assert_int_equal(tf_api->verify(st, &in, &out), AUTHD_ERR_BAD_REQUEST);
 	free(req);
 	tf_api->fini(st);
+
+	/* Quality gates from the (extension) keys: a huge minimum face size. */
+	tf_cfg_xkey = "min_face_size";
+	tf_cfg_xval = "2000";
+	assert_int_equal(tf_api->init(&tf_host, &st), 0);
+	tf_cfg_xkey = tf_cfg_xval = NULL;
+	req = tf_req_files("obama_2.jpg", NULL);
+	in.request_json = req;
+	in.request_len = strlen(req);
+	assert_int_equal(tf_api->verify(st, &in, &out), 0);
+	assert_int_equal(out.verdict, AUTHD_VERDICT_DENY);
+	assert_true(tf_has_reason(&out, "face_too_small"));
+	free(req);
+	tf_api->fini(st);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bad_json),
-		cmocka_unit_test(test_bad_images),
-		cmocka_unit_test(test_corrupt_png),
-		cmocka_unit_test(test_config_errors),
-		cmocka_unit_test(test_config_values),
+	    cmocka_unit_test(test_bad_json),      cmocka_unit_test(test_bad_images),
+	    cmocka_unit_test(test_corrupt_png),   cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_config_values),
 	};
 	return cmocka_run_group_tests_name("face_inputs", tests, group_setup, group_teardown);
 }

@@ -75,11 +75,20 @@ png_decode(const uint8_t *d, size_t len, struct img *out)
 			int a = x >= (size_t)sch ? row[x - sch] : 0, b = up ? up[x] : 0,
 			    c = (up && x >= (size_t)sch) ? up[x - sch] : 0, v = src[x];
 			switch (ft) {
-			case 1: v += a; break;
-			case 2: v += b; break;
-			case 3: v += (a + b) / 2; break;
-			case 4: v += paeth(a, b, c); break;
-			default: break;
+			case 1:
+				v += a;
+				break;
+			case 2:
+				v += b;
+				break;
+			case 3:
+				v += (a + b) / 2;
+				break;
+			case 4:
+				v += paeth(a, b, c);
+				break;
+			default:
+				break;
 			}
 			row[x] = (uint8_t)v;
 		}
@@ -127,10 +136,10 @@ png_encode(const struct img *im, size_t *len)
 	assert_int_equal(compress(z, &zl, raw, rawlen), Z_OK);
 	free(raw);
 	uint8_t *out = malloc(zl + 64), *p = out;
-	static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a };
+	static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
 	memcpy(p, sig, 8);
 	p += 8;
-	uint8_t ihdr[13] = { 0 };
+	uint8_t ihdr[13] = {0};
 	ihdr[0] = (uint8_t)(im->w >> 24), ihdr[1] = (uint8_t)(im->w >> 16), ihdr[2] = (uint8_t)(im->w >> 8);
 	ihdr[3] = (uint8_t)im->w;
 	ihdr[4] = (uint8_t)(im->h >> 24), ihdr[5] = (uint8_t)(im->h >> 16), ihdr[6] = (uint8_t)(im->h >> 8);
@@ -211,8 +220,8 @@ verify_img(const struct img *im, struct authd_verify_out *out, char **check_json
 {
 	size_t len;
 	uint8_t *png = png_encode(im, &len);
-	const uint8_t *bufs[1] = { png };
-	size_t lens[1] = { len };
+	const uint8_t *bufs[1] = {png};
+	size_t lens[1] = {len};
 	char *req = tf_req_raw(1, bufs, lens);
 	assert_int_equal(tf_verify(req, &tmpl, 1, out), 0);
 	assert_int_equal(tf_api->check(tf_state, png, len, check_json), 0);
@@ -263,7 +272,7 @@ test_face_too_small(void **unused)
 	(void)unused;
 	/* shrink by 8 (box filter) into the middle of a 320x240 grey canvas */
 	const int f = 8;
-	struct img im = { 320, 240, 3, malloc(320 * 240 * 3) };
+	struct img im = {320, 240, 3, malloc(320 * 240 * 3)};
 	memset(im.px, 128, 320 * 240 * 3);
 	int sw = original.w / f, sh = original.h / f, ox = (320 - sw) / 2, oy = (240 - sh) / 2;
 	for (int y = 0; y < sh; y++)
@@ -272,7 +281,11 @@ test_face_too_small(void **unused)
 				int s = 0;
 				for (int dy = 0; dy < f; dy++)
 					for (int dx = 0; dx < f; dx++)
-						s += original.px[((size_t)(y * f + dy) * original.w + x * f + dx) * 3 + c];
+						s +=
+						    original
+						        .px[((size_t)(y * f + dy) * original.w + x * f + dx) *
+						                3 +
+						            c];
 				im.px[((size_t)(y + oy) * 320 + x + ox) * 3 + c] = (uint8_t)(s / (f * f));
 			}
 	struct authd_verify_out out;
@@ -289,9 +302,11 @@ static void
 test_greyscale(void **unused)
 {
 	(void)unused;
-	struct img im = { original.w, original.h, 1, malloc((size_t)original.w * original.h) };
+	struct img im = {original.w, original.h, 1, malloc((size_t)original.w * original.h)};
 	for (size_t i = 0; i < (size_t)im.w * im.h; i++)
-		im.px[i] = (uint8_t)((original.px[i * 3] * 77 + original.px[i * 3 + 1] * 150 + original.px[i * 3 + 2] * 29) >> 8);
+		im.px[i] = (uint8_t)((original.px[i * 3] * 77 + original.px[i * 3 + 1] * 150 +
+		                      original.px[i * 3 + 2] * 29) >>
+		                     8);
 	struct authd_verify_out out;
 	char *json = NULL;
 	verify_img(&im, &out, &json);
@@ -305,7 +320,7 @@ static void
 test_no_face(void **unused)
 {
 	(void)unused;
-	struct img im = { 200, 150, 3, malloc(200 * 150 * 3) };
+	struct img im = {200, 150, 3, malloc(200 * 150 * 3)};
 	for (size_t i = 0; i < 200 * 150 * 3; i++)
 		im.px[i] = (uint8_t)(i / 3 % 200);
 	struct authd_verify_out out;
@@ -322,11 +337,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_reencoded_matches),
-		cmocka_unit_test(test_too_blurry),
-		cmocka_unit_test(test_face_too_small),
-		cmocka_unit_test(test_greyscale),
-		cmocka_unit_test(test_no_face),
+	    cmocka_unit_test(test_reencoded_matches), cmocka_unit_test(test_too_blurry),
+	    cmocka_unit_test(test_face_too_small),    cmocka_unit_test(test_greyscale),
+	    cmocka_unit_test(test_no_face),
 	};
 	return cmocka_run_group_tests_name("face_quality", tests, group_setup, group_teardown);
 }

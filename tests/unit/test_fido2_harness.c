@@ -34,10 +34,10 @@ t_config(const char *section, const char *key)
 }
 
 static const struct authd_plugin_host t_host = {
-	.abi = AUTHD_PLUGIN_ABI,
-	.size = sizeof(struct authd_plugin_host),
-	.log = t_log,
-	.config = t_config,
+    .abi = AUTHD_PLUGIN_ABI,
+    .size = sizeof(struct authd_plugin_host),
+    .log = t_log,
+    .config = t_config,
 };
 
 int
@@ -48,7 +48,8 @@ t_plugin_load(void)
 
 	if (t_plugin != NULL)
 		return 0;
-	if (dir == NULL || snprintf(path, sizeof path, "%s/lib/authd/plugins/fido2.so", dir) >= (int)sizeof path)
+	if (dir == NULL ||
+	    snprintf(path, sizeof path, "%s/lib/authd/plugins/fido2.so", dir) >= (int)sizeof path)
 		return -1;
 	if ((t_dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
@@ -56,7 +57,8 @@ t_plugin_load(void)
 	}
 	t_plugin = dlsym(t_dl, AUTHD_PLUGIN_SYMBOL);
 	if (t_plugin == NULL || AUTHD_PLUGIN_MAJOR(t_plugin->abi) != 1 || t_plugin->size < sizeof *t_plugin ||
-	    t_plugin->init == NULL || t_plugin->enroll == NULL || t_plugin->verify == NULL || t_plugin->fini == NULL)
+	    t_plugin->init == NULL || t_plugin->enroll == NULL || t_plugin->verify == NULL ||
+	    t_plugin->fini == NULL)
 		return -1;
 	return t_plugin->init(&t_host, &t_state);
 }
@@ -96,16 +98,16 @@ t_enroll_json(const char *json, const uint8_t *chal, size_t chal_len, uint32_t f
               int *verdict, const char **reason)
 {
 	struct authd_enroll_in in = {
-		.size = sizeof in,
-		.subject = T_SUBJECT,
-		.challenge = chal,
-		.challenge_len = chal_len,
-		.request_json = json,
-		.request_len = json != NULL ? strlen(json) : 0,
-		.flags = flags,
-		.rp_id = T_RP_ID,
-		.origins = t_origins,
-		.n_origins = t_n_origins,
+	    .size = sizeof in,
+	    .subject = T_SUBJECT,
+	    .challenge = chal,
+	    .challenge_len = chal_len,
+	    .request_json = json,
+	    .request_len = json != NULL ? strlen(json) : 0,
+	    .flags = flags,
+	    .rp_id = T_RP_ID,
+	    .origins = t_origins,
+	    .n_origins = t_n_origins,
 	};
 	struct authd_enroll_out out = {.size = sizeof out};
 	int rc = t_plugin->enroll(t_state, &in, &out);
@@ -145,8 +147,8 @@ t_enroll(struct t_cred *cred, int alg, enum softkey_fmt fmt, unsigned ad_flags, 
 	cred->key = softkey_new(alg);
 	assert_non_null(cred->key);
 	t_challenge(chal);
-	assert_int_equal(softkey_make_credential(cred->key, T_RP_ID, T_ORIGIN, chal, sizeof chal, ad_flags, fmt, opts,
-	                                         &json),
+	assert_int_equal(softkey_make_credential(cred->key, T_RP_ID, T_ORIGIN, chal, sizeof chal, ad_flags,
+	                                         fmt, opts, &json),
 	                 0);
 	rc = t_enroll_json(json, chal, sizeof chal, flags, cred, &verdict, reason);
 	free(json);
@@ -160,18 +162,18 @@ t_verify_json(const char *subject, const char *json, const uint8_t *chal, size_t
 {
 	struct authd_record recs[AUTHD_PLUGIN_MAX_RECORDS];
 	struct authd_verify_in in = {
-		.size = sizeof in,
-		.subject = subject,
-		.challenge = chal,
-		.challenge_len = chal_len,
-		.request_json = json,
-		.request_len = json != NULL ? strlen(json) : 0,
-		.records = recs,
-		.n_records = n,
-		.flags = flags,
-		.rp_id = T_RP_ID,
-		.origins = t_origins,
-		.n_origins = t_n_origins,
+	    .size = sizeof in,
+	    .subject = subject,
+	    .challenge = chal,
+	    .challenge_len = chal_len,
+	    .request_json = json,
+	    .request_len = json != NULL ? strlen(json) : 0,
+	    .records = recs,
+	    .n_records = n,
+	    .flags = flags,
+	    .rp_id = T_RP_ID,
+	    .origins = t_origins,
+	    .n_origins = t_n_origins,
 	};
 
 	assert_true(n <= AUTHD_PLUGIN_MAX_RECORDS);
@@ -195,7 +197,8 @@ t_assert(struct t_cred *cred, const uint8_t *chal, unsigned ad_flags, uint32_t f
 	char *json = NULL;
 	int rc;
 
-	assert_int_equal(softkey_get_assertion(cred->key, T_RP_ID, T_ORIGIN, chal, 32, ad_flags, opts, &json), 0);
+	assert_int_equal(softkey_get_assertion(cred->key, T_RP_ID, T_ORIGIN, chal, 32, ad_flags, opts, &json),
+	                 0);
 	rc = t_verify_json(T_SUBJECT, json, chal, 32, list, 1, flags, out);
 	free(json);
 	if (rc == 0 && out->verdict == AUTHD_VERDICT_APPROVE) {

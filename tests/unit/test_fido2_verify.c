@@ -109,7 +109,8 @@ static void
 test_verify_ok_user_handle(void **state)
 {
 	struct fx *fx = *state;
-	struct softkey_opts o = {.user_handle = (const uint8_t *)T_SUBJECT, .user_handle_len = strlen(T_SUBJECT)};
+	struct softkey_opts o = {.user_handle = (const uint8_t *)T_SUBJECT,
+	                         .user_handle_len = strlen(T_SUBJECT)};
 
 	approve(fx, UPUV, UVREQ, &o);
 }
@@ -143,8 +144,8 @@ test_verify_ok_second_origin(void **state)
 	char *json = NULL;
 	const struct t_cred *list[1] = {&fx->cred};
 
-	assert_int_equal(softkey_get_assertion(fx->cred.key, T_RP_ID, t_origins[1], fx->chal, 32, UPUV, NULL, &json),
-	                 0);
+	assert_int_equal(
+	    softkey_get_assertion(fx->cred.key, T_RP_ID, t_origins[1], fx->chal, 32, UPUV, NULL, &json), 0);
 	assert_int_equal(t_verify_json(T_SUBJECT, json, fx->chal, 32, list, 1, UVREQ, &fx->out), 0);
 	free(json);
 	assert_int_equal(fx->out.verdict, AUTHD_VERDICT_APPROVE);
@@ -162,7 +163,8 @@ test_verify_picks_offered_record(void **state)
 	assert_int_equal(t_enroll(&other, fx->alg, SOFTKEY_FMT_NONE, UPUV, UVREQ, NULL, &reason),
 	                 AUTHD_VERDICT_APPROVE);
 	const struct t_cred *list[2] = {&other, &fx->cred};
-	assert_int_equal(softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
+	assert_int_equal(
+	    softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
 	assert_int_equal(t_verify_json(T_SUBJECT, json, fx->chal, 32, list, 2, UVREQ, &fx->out), 0);
 	free(json);
 	assert_int_equal(fx->out.verdict, AUTHD_VERDICT_APPROVE);
@@ -194,12 +196,14 @@ test_mut_wrong_challenge(void **state)
 	/* The authenticator signed a different challenge than the one issued. */
 	memcpy(issued, fx->chal, 32);
 	issued[31] ^= 0x01;
-	assert_int_equal(softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
+	assert_int_equal(
+	    softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
 	t_expect_reject(&fx->out, t_verify_json(T_SUBJECT, json, issued, 32, list, 1, UVREQ, &fx->out),
 	                "challenge_mismatch");
 	free(json);
 	/* A prefix of the challenge is not the challenge. */
-	assert_int_equal(softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 31, UPUV, NULL, &json), 0);
+	assert_int_equal(
+	    softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 31, UPUV, NULL, &json), 0);
 	t_expect_reject(&fx->out, t_verify_json(T_SUBJECT, json, fx->chal, 32, list, 1, UVREQ, &fx->out),
 	                "challenge_mismatch");
 	free(json);
@@ -228,9 +232,11 @@ test_mut_challenge_other_transfer(void **state)
 
 	t_challenge(nonce);
 	txn_challenge("authd-txn-v1\nT-1001\nC-42\n0123456789\n250000000\nVND\n9876543210\nVCB", nonce, mine);
-	txn_challenge("authd-txn-v1\nT-1002\nC-42\n0123456789\n250000000\nVND\n1111111111\nVCB", nonce, theirs);
+	txn_challenge("authd-txn-v1\nT-1002\nC-42\n0123456789\n250000000\nVND\n1111111111\nVCB", nonce,
+	              theirs);
 	/* An assertion made for transfer T-1002 is presented for T-1001. */
-	assert_int_equal(softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, theirs, 32, UPUV, NULL, &json), 0);
+	assert_int_equal(
+	    softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, theirs, 32, UPUV, NULL, &json), 0);
 	t_expect_reject(&fx->out, t_verify_json(T_SUBJECT, json, mine, 32, list, 1, UVREQ, &fx->out),
 	                "challenge_mismatch");
 	free(json);
@@ -240,16 +246,22 @@ static void
 test_mut_wrong_origin(void **state)
 {
 	struct fx *fx = *state;
-	static const char *const bad[] = {"https://evil.example", "http://bank.example", "https://bank.example:443",
-	                                  "https://bank.example/", "https://bank.example.evil.example",
-	                                  "https://BANK.example", "https://sub.bank.example", ""};
+	static const char *const bad[] = {"https://evil.example",
+	                                  "http://bank.example",
+	                                  "https://bank.example:443",
+	                                  "https://bank.example/",
+	                                  "https://bank.example.evil.example",
+	                                  "https://BANK.example",
+	                                  "https://sub.bank.example",
+	                                  ""};
 	const struct t_cred *list[1] = {&fx->cred};
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char *json = NULL;
-		assert_int_equal(softkey_get_assertion(fx->cred.key, T_RP_ID, bad[i], fx->chal, 32, UPUV, NULL, &json),
-		                 0);
-		t_expect_reject(&fx->out, t_verify_json(T_SUBJECT, json, fx->chal, 32, list, 1, UVREQ, &fx->out),
+		assert_int_equal(
+		    softkey_get_assertion(fx->cred.key, T_RP_ID, bad[i], fx->chal, 32, UPUV, NULL, &json), 0);
+		t_expect_reject(&fx->out,
+		                t_verify_json(T_SUBJECT, json, fx->chal, 32, list, 1, UVREQ, &fx->out),
 		                "origin_not_allowed");
 		free(json);
 	}
@@ -267,13 +279,13 @@ static void
 test_mut_bad_client_data(void **state)
 {
 	static const char *const bad[] = {
-		"not json",
-		"[]",
-		"{\"type\":\"webauthn.get\"}",
-		"{\"type\":1,\"challenge\":\"AA\",\"origin\":\"https://bank.example\"}",
-		"{\"type\":\"webauthn.get\",\"type\":\"webauthn.get\",\"challenge\":\"AA\",\"origin\":\"x\"}",
-		"{\"type\":\"webauthn.get\",\"challenge\":\"AA\",\"origin\":\"x\",\"crossOrigin\":\"false\"}",
-		"{\"type\":\"webauthn.get\",\"challenge\":\"AA\",\"origin\":\"https://bank.example\"} trailing",
+	    "not json",
+	    "[]",
+	    "{\"type\":\"webauthn.get\"}",
+	    "{\"type\":1,\"challenge\":\"AA\",\"origin\":\"https://bank.example\"}",
+	    "{\"type\":\"webauthn.get\",\"type\":\"webauthn.get\",\"challenge\":\"AA\",\"origin\":\"x\"}",
+	    "{\"type\":\"webauthn.get\",\"challenge\":\"AA\",\"origin\":\"x\",\"crossOrigin\":\"false\"}",
+	    "{\"type\":\"webauthn.get\",\"challenge\":\"AA\",\"origin\":\"https://bank.example\"} trailing",
 	};
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -407,14 +419,16 @@ test_mut_every_byte(void **state)
 	char *json = NULL;
 	json_t *req;
 
-	assert_int_equal(softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
+	assert_int_equal(
+	    softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
 	req = json_loads(json, 0, NULL);
 	free(json);
 	assert_non_null(req);
 	for (size_t f = 0; f < 3; f++) {
 		uint8_t *raw = NULL;
 		size_t len = 0;
-		assert_int_equal(softkey_b64url_decode(json_string_value(json_object_get(req, fields[f])), &raw, &len), 0);
+		assert_int_equal(
+		    softkey_b64url_decode(json_string_value(json_object_get(req, fields[f])), &raw, &len), 0);
 		for (size_t i = 0; i < len; i++) {
 			json_t *m = json_deep_copy(req);
 			char *b64, *text;
@@ -423,7 +437,8 @@ test_mut_every_byte(void **state)
 			raw[i] ^= 0x20;
 			json_object_set_new(m, fields[f], json_string(b64));
 			text = json_dumps(m, JSON_COMPACT);
-			assert_int_equal(t_verify_json(T_SUBJECT, text, fx->chal, 32, list, 1, UVREQ, &fx->out), 0);
+			assert_int_equal(
+			    t_verify_json(T_SUBJECT, text, fx->chal, 32, list, 1, UVREQ, &fx->out), 0);
 			if (fx->out.verdict != AUTHD_VERDICT_DENY)
 				t_unexpected_approvals++;
 			assert_int_equal(fx->out.verdict, AUTHD_VERDICT_DENY);
@@ -466,7 +481,8 @@ test_mut_replay_same_assertion(void **state)
 	const struct t_cred *list[1] = {&fx->cred};
 	char *json = NULL;
 
-	assert_int_equal(softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
+	assert_int_equal(
+	    softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
 	assert_int_equal(t_verify_json(T_SUBJECT, json, fx->chal, 32, list, 1, UVREQ, &fx->out), 0);
 	assert_int_equal(fx->out.verdict, AUTHD_VERDICT_APPROVE);
 	free(fx->cred.data);
@@ -490,7 +506,8 @@ test_mut_unknown_credential(void **state)
 	assert_int_equal(RAND_bytes(id, sizeof id), 1);
 	expect(fx, UPUV, &o, "unknown_credential");
 	/* Revoked or not offered: the host passes no record for it. */
-	assert_int_equal(softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
+	assert_int_equal(
+	    softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
 	t_expect_reject(&fx->out, t_verify_json(T_SUBJECT, json, fx->chal, 32, NULL, 0, UVREQ, &fx->out),
 	                "unknown_credential");
 	free(json);
@@ -508,7 +525,8 @@ test_mut_other_customers_credential(void **state)
 
 	assert_int_equal(t_enroll(&theirs, fx->alg, SOFTKEY_FMT_NONE, UPUV, UVREQ, NULL, &reason),
 	                 AUTHD_VERDICT_APPROVE);
-	assert_int_equal(softkey_get_assertion(theirs.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
+	assert_int_equal(
+	    softkey_get_assertion(theirs.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
 	t_expect_reject(&fx->out, t_verify_json(T_SUBJECT, json, fx->chal, 32, list, 1, UVREQ, &fx->out),
 	                "unknown_credential");
 	free(json);
@@ -538,20 +556,33 @@ test_mut_request_json(void **state)
 	const struct t_cred *list[1] = {&fx->cred};
 	char *good = NULL, *big;
 	json_t *req;
-	static const char *const fields[] = {"credential_id", "authenticator_data", "client_data_json", "signature"};
-	static const char *const garbage[] = {"", "null", "[]", "\"x\"", "{", "{}", "{\"credential_id\":1}", "\xff\xfe"};
+	static const char *const fields[] = {"credential_id", "authenticator_data", "client_data_json",
+	                                     "signature"};
+	static const char *const garbage[] = {
+	    "", "null", "[]", "\"x\"", "{", "{}", "{\"credential_id\":1}", "\xff\xfe"};
 
 	for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
-		t_expect_reject(&fx->out, t_verify_json(T_SUBJECT, garbage[i], fx->chal, 32, list, 1, UVREQ, &fx->out),
+		t_expect_reject(&fx->out,
+		                t_verify_json(T_SUBJECT, garbage[i], fx->chal, 32, list, 1, UVREQ, &fx->out),
 		                "malformed_request");
 	}
-	assert_int_equal(softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &good), 0);
+	assert_int_equal(
+	    softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &good), 0);
 	req = json_loads(good, 0, NULL);
 	assert_non_null(req);
 	for (size_t f = 0; f < 4; f++) {
-		json_t *bad_values[] = {NULL, json_null(), json_integer(7), json_true(), json_array(), json_object(),
-		                        json_string(""), json_string("AA=="), json_string("A"), json_string("AA AA"),
-		                        json_string("AA+/"), json_string("AB")};
+		json_t *bad_values[] = {NULL,
+		                        json_null(),
+		                        json_integer(7),
+		                        json_true(),
+		                        json_array(),
+		                        json_object(),
+		                        json_string(""),
+		                        json_string("AA=="),
+		                        json_string("A"),
+		                        json_string("AA AA"),
+		                        json_string("AA+/"),
+		                        json_string("AB")};
 		for (size_t v = 0; v < sizeof bad_values / sizeof bad_values[0]; v++) {
 			json_t *m = json_deep_copy(req);
 			char *text;
@@ -560,8 +591,9 @@ test_mut_request_json(void **state)
 			else
 				json_object_set_new(m, fields[f], bad_values[v]);
 			text = json_dumps(m, JSON_COMPACT);
-			t_expect_reject(&fx->out, t_verify_json(T_SUBJECT, text, fx->chal, 32, list, 1, UVREQ, &fx->out),
-			                "malformed_request");
+			t_expect_reject(
+			    &fx->out, t_verify_json(T_SUBJECT, text, fx->chal, 32, list, 1, UVREQ, &fx->out),
+			    "malformed_request");
 			free(text);
 			json_decref(m);
 		}
@@ -578,7 +610,8 @@ test_mut_request_json(void **state)
 		json_object_set_new(m, fields[f], json_string(big));
 		big[f == 0 ? 1400 : 6000] = 'A';
 		text = json_dumps(m, JSON_COMPACT);
-		t_expect_reject(&fx->out, t_verify_json(T_SUBJECT, text, fx->chal, 32, list, 1, UVREQ, &fx->out),
+		t_expect_reject(&fx->out,
+		                t_verify_json(T_SUBJECT, text, fx->chal, 32, list, 1, UVREQ, &fx->out),
 		                "malformed_request");
 		free(text);
 		json_decref(m);
@@ -589,7 +622,8 @@ test_mut_request_json(void **state)
 		char *text;
 		json_object_set_new(m, "padding", json_string(big));
 		text = json_dumps(m, JSON_COMPACT);
-		t_expect_reject(&fx->out, t_verify_json(T_SUBJECT, text, fx->chal, 32, list, 1, UVREQ, &fx->out),
+		t_expect_reject(&fx->out,
+		                t_verify_json(T_SUBJECT, text, fx->chal, 32, list, 1, UVREQ, &fx->out),
 		                "malformed_request");
 		free(text);
 		json_decref(m);
@@ -600,7 +634,8 @@ test_mut_request_json(void **state)
 		char *dup = malloc(n + 64);
 		assert_non_null(dup);
 		snprintf(dup, n + 64, "{\"signature\":\"AAAA\",%s", good + 1);
-		t_expect_reject(&fx->out, t_verify_json(T_SUBJECT, dup, fx->chal, 32, list, 1, UVREQ, &fx->out),
+		t_expect_reject(&fx->out,
+		                t_verify_json(T_SUBJECT, dup, fx->chal, 32, list, 1, UVREQ, &fx->out),
 		                "malformed_request");
 		free(dup);
 	}
@@ -617,7 +652,8 @@ test_damaged_record(void **state)
 	char *json = NULL;
 	int rc;
 
-	assert_int_equal(softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
+	assert_int_equal(
+	    softkey_get_assertion(fx->cred.key, T_RP_ID, T_ORIGIN, fx->chal, 32, UPUV, NULL, &json), 0);
 	fx->cred.data[0] = 99; /* unknown version */
 	rc = t_verify_json(T_SUBJECT, json, fx->chal, 32, list, 1, UVREQ, &fx->out);
 	assert_true(rc < 0);
@@ -653,30 +689,30 @@ group_teardown(void **state)
 }
 
 #define T(f, alg) cmocka_unit_test_prestate_setup_teardown(f, fx_setup, fx_teardown, &alg)
-#define ALL(alg)                                                                                           \
-	T(test_verify_ok_uv, alg), T(test_verify_ok_up_only, alg), T(test_verify_ok_user_handle, alg),         \
-	    T(test_verify_ok_zero_counter, alg), T(test_verify_ok_extensions, alg),                            \
-	    T(test_verify_ok_second_origin, alg), T(test_verify_picks_offered_record, alg),                    \
-	    T(test_mut_wrong_type, alg), T(test_mut_wrong_challenge, alg),                                     \
-	    T(test_mut_challenge_other_transfer, alg), T(test_mut_wrong_origin, alg),                          \
-	    T(test_mut_cross_origin, alg), T(test_mut_bad_client_data, alg), T(test_mut_rp_id_hash, alg),      \
-	    T(test_mut_up_clear, alg), T(test_mut_uv_clear, alg), T(test_mut_bs_without_be, alg),              \
-	    T(test_mut_be_changed, alg), T(test_mut_truncated_auth_data, alg), T(test_mut_trailing_bytes, alg), \
-	    T(test_mut_bad_extensions, alg), T(test_mut_at_in_assertion, alg),                                 \
-	    T(test_mut_flipped_signature, alg), T(test_mut_signed_by_other_key, alg),                          \
-	    T(test_mut_every_byte, alg), T(test_mut_sign_count_replay, alg),                                   \
-	    T(test_mut_replay_same_assertion, alg), T(test_mut_unknown_credential, alg),                       \
-	    T(test_mut_other_customers_credential, alg), T(test_mut_user_handle, alg),                         \
-	    T(test_mut_request_json, alg), T(test_damaged_record, alg)
+#define ALL(alg)                                                                                             \
+	T(test_verify_ok_uv, alg), T(test_verify_ok_up_only, alg), T(test_verify_ok_user_handle, alg),       \
+	    T(test_verify_ok_zero_counter, alg), T(test_verify_ok_extensions, alg),                          \
+	    T(test_verify_ok_second_origin, alg), T(test_verify_picks_offered_record, alg),                  \
+	    T(test_mut_wrong_type, alg), T(test_mut_wrong_challenge, alg),                                   \
+	    T(test_mut_challenge_other_transfer, alg), T(test_mut_wrong_origin, alg),                        \
+	    T(test_mut_cross_origin, alg), T(test_mut_bad_client_data, alg), T(test_mut_rp_id_hash, alg),    \
+	    T(test_mut_up_clear, alg), T(test_mut_uv_clear, alg), T(test_mut_bs_without_be, alg),            \
+	    T(test_mut_be_changed, alg), T(test_mut_truncated_auth_data, alg),                               \
+	    T(test_mut_trailing_bytes, alg), T(test_mut_bad_extensions, alg),                                \
+	    T(test_mut_at_in_assertion, alg), T(test_mut_flipped_signature, alg),                            \
+	    T(test_mut_signed_by_other_key, alg), T(test_mut_every_byte, alg),                               \
+	    T(test_mut_sign_count_replay, alg), T(test_mut_replay_same_assertion, alg),                      \
+	    T(test_mut_unknown_credential, alg), T(test_mut_other_customers_credential, alg),                \
+	    T(test_mut_user_handle, alg), T(test_mut_request_json, alg), T(test_damaged_record, alg)
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		ALL(alg_es256),
-		ALL(alg_eddsa),
-		ALL(alg_rs256),
-		cmocka_unit_test(test_zero_acceptances),
+	    ALL(alg_es256),
+	    ALL(alg_eddsa),
+	    ALL(alg_rs256),
+	    cmocka_unit_test(test_zero_acceptances),
 	};
 
 	return cmocka_run_group_tests_name("fido2_verify", tests, group_setup, group_teardown);

@@ -1,0 +1,668 @@
+/*
+ * The generic store layer: backend choice by [store] url, the single writer
+ * thread doing group commit (one batch transaction, one savepoint per job),
+ * per-thread read connections, the audit chain arithmetic and the health
+ * state. Backends (store_sqlite.c, store_pg.c) hold all of the SQL.
+ *
+ * The audit chain head is never cached across batches: the first append of
+ * a batch reads (seq, hash) from the table, inside the batch transaction,
+ * which the backend serializes against every other writer (BEGIN IMMEDIATE
+ * for SQLite, an advisory lock for PostgreSQL). So several processes on one
+ * database append to one chain without fork or gap.
+ */
+#include "store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "audit.h"
+#include "store_int.h"
+#include "util.h"
+
+#define BATCH_MAX 512
+#define IDLE_MS 1000
+
+enum store_state { STATE_OK = 0, STATE_COMMIT_FAILED = 1, STATE_UNAVAILABLE = 2 };
+
+struct job {
+	store_fn fn;
+	void *arg;
+	int result;
+	int done;
+	struct job *next;
+};
+
+struct rconn {
+	struct store_conn *c;
+	struct rconn *next;
+};
+
+struct store {
+	const struct store_backend *be;
+	char url[4096];
+	struct store_conn *writer_conn;
+	pthread_t writer;
+	int writer_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_work, cv_done;
+	struct job *head, *tail;
+	int stop;
+	atomic_int state;
+	int schema_version;
+	pthread_key_t reader_key;
+	struct rconn *readers;
+	pthread_mutex_t readers_mu;
+};
+
+const struct store_table_desc store_tables[ST__COUNT] = {
+	[ST_CHALLENGES] = {"challenges", "id,kind,subject,txn_id,txn_hash,challenge,created,expires,state,attempts,body",
+	                   "TTTTBBIIIIT"},
+	[ST_DECISIONS] = {"decisions", "txn_id,txn_hash,result,reasons,challenge_id,created", "TBTTTI"},
+	[ST_APPROVALS] = {"approvals", "txn_id,customer,account_type,currency,day,amount,device_id,ts", "TTITIITI"},
+	[ST_DEVICES] = {"devices", "customer,device_id,first_seen", "TTI"},
+	[ST_FROZEN] = {"frozen", "account,reason,since", "TTI"},
+	[ST_LOCKOUTS] = {"lockouts", "subject,failures,locked,last_failure,total_failures", "TIIII"},
+	[ST_REDEEMED] = {"redeemed", "jti,exp,ts", "TII"},
+	[ST_CREDENTIALS] = {"credentials", "method,id,subject,data,created,state", "TBTBII"},
+	[ST_ENROLLMENTS] = {"enrollments", "id,subject,challenge,expires", "TTBI"},
+	[ST_AUDIT] = {"audit", "seq,ts,type,customer,account,txn_hash,result,reasons,method,jti,actor,prev,hash",
+	              "IITTTTTTTTTTT"},
+};
+
+int64_t
+store_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const struct store_backend *const backends[] = {&store_backend_sqlite, &store_backend_pg};
+
+static const struct store_backend *
+backend_for(const char *url)
+{
+	for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+		if (backends[i]->accepts(url))
+			return backends[i];
+	return NULL;
+}
+
+static void
+set_state(struct store *s, int r)
+{
+	if (r == 0)
+		atomic_store(&s->state, STATE_OK);
+	else if (r == AUTHD_ERR_UNAVAILABLE)
+		atomic_store(&s->state, STATE_UNAVAILABLE);
+	else
+		atomic_store(&s->state, STATE_COMMIT_FAILED);
+}
+
+/* ---------------- the writer ---------------- */
+
+static void
+fail_all(struct job *batch, int r)
+{
+	for (struct job *j = batch; j; j = j->next)
+		j->result = r;
+}
+
+static void
+run_batch(struct store *s, struct job *batch)
+{
+	const struct store_backend *be = s->be;
+	struct store_tx tx = {.s = s, .c = s->writer_conn, .writable = 1};
+	int r = be->begin(s->writer_conn, 1);
+	if (r < 0) {
+		set_state(s, AUTHD_ERR_UNAVAILABLE);
+		fail_all(batch, AUTHD_ERR_UNAVAILABLE);
+		return;
+	}
+	for (struct job *j = batch; j; j = j->next) {
+		int loaded0 = tx.head_loaded;
+		int64_t seq0 = tx.head_seq;
+		char hash0[65];
+		memcpy(hash0, tx.head_hash, 65);
+		if (be->savepoint(s->writer_conn) < 0) {
+			j->result = AUTHD_ERR_UNAVAILABLE;
+			continue;
+		}
+		j->result = j->fn(&tx, j->arg);
+		if (j->result < 0) {
+			(void)be->savepoint_rollback(s->writer_conn);
+			tx.head_loaded = loaded0;
+			tx.head_seq = seq0;
+			memcpy(tx.head_hash, hash0, 65);
+		}
+		(void)be->savepoint_release(s->writer_conn);
+	}
+	if ((r = be->commit(s->writer_conn)) < 0) {
+		be->rollback(s->writer_conn);
+		set_state(s, r == AUTHD_ERR_UNAVAILABLE ? r : AUTHD_ERR_INTERNAL);
+		/* Nothing of the batch is known to be durable: no job may report success. */
+		fail_all(batch, AUTHD_ERR_UNAVAILABLE);
+		return;
+	}
+	set_state(s, 0);
+}
+
+/* Idle: when the store is unavailable, try to get it back (the backend applies its backoff). */
+static void
+idle_probe(struct store *s)
+{
+	if (atomic_load(&s->state) != STATE_UNAVAILABLE)
+		return;
+	if (s->be->begin(s->writer_conn, 0) == 0) {
+		(void)s->be->commit(s->writer_conn);
+		set_state(s, 0);
+	}
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct store *s = arg;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (s->head == NULL && !s->stop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += IDLE_MS / 1000;
+			if (pthread_cond_timedwait(&s->cv_work, &s->mu, &ts) != 0 && s->head == NULL && !s->stop) {
+				pthread_mutex_unlock(&s->mu);
+				idle_probe(s);
+				pthread_mutex_lock(&s->mu);
+			}
+		}
+		if (s->head == NULL && s->stop)
+			break;
+		struct job *batch = s->head, *last = batch;
+		int n = 1;
+		while (last->next != NULL && n < BATCH_MAX) {
+			last = last->next;
+			n++;
+		}
+		s->head = last->next;
+		if (s->head == NULL)
+			s->tail = NULL;
+		last->next = NULL;
+		pthread_mutex_unlock(&s->mu);
+		run_batch(s, batch);
+		pthread_mutex_lock(&s->mu);
+		for (struct job *j = batch; j;) {
+			struct job *next = j->next; /* j may vanish once done is seen */
+			j->done = 1;
+			j = next;
+		}
+		pthread_cond_broadcast(&s->cv_done);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+int
+store_write(struct store *s, store_fn fn, void *arg)
+{
+	struct job j = {fn, arg, 0, 0, NULL};
+	pthread_mutex_lock(&s->mu);
+	if (s->stop) {
+		pthread_mutex_unlock(&s->mu);
+		return AUTHD_ERR_UNAVAILABLE;
+	}
+	if (s->tail)
+		s->tail->next = &j;
+	else
+		s->head = &j;
+	s->tail = &j;
+	pthread_cond_signal(&s->cv_work);
+	while (!j.done)
+		pthread_cond_wait(&s->cv_done, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	return j.result;
+}
+
+/* ---------------- readers ---------------- */
+
+static struct store_conn *
+reader_conn(struct store *s)
+{
+	struct rconn *rc = pthread_getspecific(s->reader_key);
+	if (rc != NULL)
+		return rc->c;
+	char err[256];
+	if ((rc = calloc(1, sizeof *rc)) == NULL)
+		return NULL;
+	if (s->be->conn_open(s->url, 1, &rc->c, err, sizeof err) < 0) {
+		free(rc);
+		return NULL;
+	}
+	pthread_mutex_lock(&s->readers_mu);
+	rc->next = s->readers;
+	s->readers = rc;
+	pthread_mutex_unlock(&s->readers_mu);
+	pthread_setspecific(s->reader_key, rc);
+	return rc->c;
+}
+
+int
+store_read(struct store *s, store_fn fn, void *arg)
+{
+	struct store_conn *c = reader_conn(s);
+	if (c == NULL)
+		return AUTHD_ERR_UNAVAILABLE;
+	struct store_tx tx = {.s = s, .c = c};
+	if (s->be->begin(c, 0) < 0)
+		return AUTHD_ERR_UNAVAILABLE;
+	int r = fn(&tx, arg);
+	if (s->be->commit(c) < 0)
+		s->be->rollback(c);
+	return r;
+}
+
+const char *
+store_health(struct store *s)
+{
+	switch (atomic_load(&s->state)) {
+	case STATE_OK: return "ok";
+	case STATE_UNAVAILABLE: return "unavailable (reconnecting)";
+	default: return "last commit failed";
+	}
+}
+
+const char *
+store_kind(const struct store *s)
+{
+	return s->be->kind;
+}
+
+/* ---------------- open / close ---------------- */
+
+int
+store_open_url(const char *url, const char *state_dir, int flags, struct store **out, char *err, size_t errlen)
+{
+	struct store *s = calloc(1, sizeof *s);
+	int r;
+
+	*out = NULL;
+	err[0] = '\0';
+	if (s == NULL)
+		return AUTHD_ERR_NOMEM;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->readers_mu, NULL);
+	pthread_cond_init(&s->cv_work, NULL);
+	pthread_cond_init(&s->cv_done, NULL);
+	pthread_key_create(&s->reader_key, NULL);
+	int n = url != NULL && url[0] != '\0' ? snprintf(s->url, sizeof s->url, "%s", url)
+	                                      : snprintf(s->url, sizeof s->url, "sqlite:%s/authd.db", state_dir);
+	if (n < 0 || (size_t)n >= sizeof s->url) {
+		snprintf(err, errlen, "[store] url too long");
+		r = AUTHD_ERR_CONFIG;
+		goto fail;
+	}
+	if ((s->be = backend_for(s->url)) == NULL) {
+		snprintf(err, errlen,
+		         "[store] url: unsupported store '%.200s' (sqlite:PATH, postgresql://..., postgres://... or a"
+		         " libpq keyword string)",
+		         s->url);
+		r = AUTHD_ERR_CONFIG;
+		goto fail;
+	}
+	mode_t old = umask(077);
+	r = s->be->conn_open(s->url, 0, &s->writer_conn, err, errlen);
+	umask(old);
+	if (r < 0)
+		goto fail;
+	if (!(flags & STORE_OPEN_NO_MIGRATE) && (r = s->be->migrate(s->writer_conn, &s->schema_version, err, errlen)) < 0)
+		goto fail;
+	if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+		r = AUTHD_ERR_INTERNAL;
+		goto fail;
+	}
+	s->writer_started = 1;
+	*out = s;
+	return 0;
+fail:
+	if (err[0] == '\0')
+		snprintf(err, errlen, "cannot open store: %s", authd_strerror(r));
+	store_close(&s);
+	return r;
+}
+
+int
+store_open(const struct config *cfg, struct store **out, char *err, size_t errlen)
+{
+	return store_open_url(cfg->store.url, cfg->server.state_dir, 0, out, err, errlen);
+}
+
+void
+store_close(struct store **sp)
+{
+	struct store *s;
+	if (sp == NULL || (s = *sp) == NULL)
+		return;
+	if (s->writer_started) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = 1;
+		pthread_cond_signal(&s->cv_work);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->writer, NULL);
+	}
+	if (s->writer_conn)
+		s->be->conn_close(s->writer_conn);
+	for (struct rconn *c = s->readers, *n; c; c = n) {
+		n = c->next;
+		s->be->conn_close(c->c);
+		free(c);
+	}
+	pthread_key_delete(s->reader_key);
+	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->readers_mu);
+	pthread_cond_destroy(&s->cv_work);
+	pthread_cond_destroy(&s->cv_done);
+	free(s);
+	*sp = NULL;
+}
+
+/* ---------------- operations: checks, then the backend ---------------- */
+
+static int
+must_write(struct store_tx *tx)
+{
+	return tx->writable ? 0 : AUTHD_ERR_INTERNAL;
+}
+
+#define BE(tx) ((tx)->s->be)
+
+int
+store_challenge_put(struct store_tx *tx, const struct store_challenge *c)
+{
+	TRY(must_write(tx));
+	return BE(tx)->challenge_put(tx, c);
+}
+
+int
+store_challenge_get(struct store_tx *tx, const char *id, struct store_challenge *c)
+{
+	return BE(tx)->challenge_get(tx, id, c);
+}
+
+int
+store_challenge_consume(struct store_tx *tx, const char *id, int64_t now)
+{
+	TRY(must_write(tx));
+	return BE(tx)->challenge_consume(tx, id, now);
+}
+
+int
+store_challenge_attempt(struct store_tx *tx, const char *id, int kill)
+{
+	TRY(must_write(tx));
+	return BE(tx)->challenge_attempt(tx, id, kill);
+}
+
+int
+store_decision_get(struct store_tx *tx, const char *txn_id, struct store_decision *d)
+{
+	return BE(tx)->decision_get(tx, txn_id, d);
+}
+
+int
+store_decision_put(struct store_tx *tx, const char *txn_id, const struct store_decision *d)
+{
+	TRY(must_write(tx));
+	return BE(tx)->decision_put(tx, txn_id, d);
+}
+
+int
+store_approval_add(struct store_tx *tx, const struct store_approval *a, int *added)
+{
+	TRY(must_write(tx));
+	return BE(tx)->approval_add(tx, a, added);
+}
+
+int
+store_total_get(struct store_tx *tx, const char *customer, int account_type, const char *currency, int64_t day,
+                int64_t *sum)
+{
+	return BE(tx)->total_get(tx, customer, account_type, currency, day, sum);
+}
+
+int
+store_device_seen(struct store_tx *tx, const char *customer, const char *device_id, int *seen)
+{
+	if (device_id == NULL || device_id[0] == '\0') {
+		*seen = 0;
+		return 0;
+	}
+	return BE(tx)->device_seen(tx, customer, device_id, seen);
+}
+
+int
+store_frozen_get(struct store_tx *tx, const char *account, int *frozen)
+{
+	return BE(tx)->frozen_get(tx, account, frozen);
+}
+
+int
+store_frozen_set(struct store_tx *tx, const char *account, int frozen, const char *reason, int64_t now,
+                 int *changed)
+{
+	TRY(must_write(tx));
+	return BE(tx)->frozen_set(tx, account, frozen, reason, now, changed);
+}
+
+int
+store_lockout_get(struct store_tx *tx, const char *subject, struct store_lockout *l)
+{
+	return BE(tx)->lockout_get(tx, subject, l);
+}
+
+int
+store_lockout_put(struct store_tx *tx, const char *subject, const struct store_lockout *l)
+{
+	TRY(must_write(tx));
+	return BE(tx)->lockout_put(tx, subject, l);
+}
+
+int
+store_jti_redeem(struct store_tx *tx, const char *jti, int64_t exp, int64_t now)
+{
+	TRY(must_write(tx));
+	return BE(tx)->jti_redeem(tx, jti, exp, now);
+}
+
+int
+store_cred_add(struct store_tx *tx, const struct store_cred *c)
+{
+	TRY(must_write(tx));
+	return BE(tx)->cred_add(tx, c);
+}
+
+void
+store_creds_free(struct store_cred **c, size_t n)
+{
+	if (c == NULL || *c == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		util_free_secret(&(*c)[i].data, (*c)[i].data_len);
+	free(*c);
+	*c = NULL;
+}
+
+int
+store_cred_list(struct store_tx *tx, const char *subject, const char *method, struct store_cred **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return BE(tx)->cred_list(tx, subject, method, out, n);
+}
+
+int
+store_cred_update(struct store_tx *tx, const char *method, const uint8_t *id, size_t id_len, const uint8_t *old,
+                  size_t old_len, const uint8_t *data, size_t data_len)
+{
+	TRY(must_write(tx));
+	return BE(tx)->cred_update(tx, method, id, id_len, old, old_len, data, data_len);
+}
+
+int
+store_cred_set_state(struct store_tx *tx, const char *subject, const char *method, const uint8_t *id,
+                     size_t id_len, int state)
+{
+	TRY(must_write(tx));
+	return BE(tx)->cred_set_state(tx, subject, method, id, id_len, state);
+}
+
+int
+store_cred_delete(struct store_tx *tx, const char *subject, const char *method, int *n)
+{
+	TRY(must_write(tx));
+	return BE(tx)->cred_delete(tx, subject, method, n);
+}
+
+int
+store_enrollment_put(struct store_tx *tx, const struct store_enrollment *e)
+{
+	TRY(must_write(tx));
+	return BE(tx)->enrollment_put(tx, e);
+}
+
+int
+store_enrollment_take(struct store_tx *tx, const char *id, int64_t now, struct store_enrollment *e)
+{
+	memset(e, 0, sizeof *e);
+	TRY(must_write(tx));
+	return BE(tx)->enrollment_take(tx, id, now, e);
+}
+
+/* ---------------- audit chain ---------------- */
+
+int
+store_audit_append(struct store_tx *tx, struct audit_rec *rec)
+{
+	TRY(must_write(tx));
+	if (!tx->head_loaded) {
+		/* Inside the batch's serialization: nobody else can append until we commit. */
+		TRY(BE(tx)->audit_head(tx, &tx->head_seq, tx->head_hash));
+		tx->head_loaded = 1;
+	}
+	rec->seq = tx->head_seq + 1;
+	memcpy(rec->prev, tx->head_hash, 65);
+	TRY(audit_hash(rec->prev, rec, rec->hash));
+	TRY(BE(tx)->audit_insert(tx, rec));
+	tx->head_seq = rec->seq;
+	memcpy(tx->head_hash, rec->hash, 65);
+	return 0;
+}
+
+int
+store_audit_scan(struct store_tx *tx, int64_t from_seq, store_audit_cb cb, void *arg)
+{
+	return BE(tx)->audit_scan(tx, from_seq, cb, arg);
+}
+
+int
+store_count(struct store_tx *tx, const char *what, int64_t *n)
+{
+	*n = 0;
+	return BE(tx)->count(tx, what, n);
+}
+
+/* ---------------- tools: schema version, copy ---------------- */
+
+struct version_job {
+	int *have;
+};
+
+static int
+version_fn(struct store_tx *tx, void *arg)
+{
+	return tx->s->be->schema_version(tx->c, ((struct version_job *)arg)->have);
+}
+
+int
+store_schema_version(struct store *s, int *have, int *want)
+{
+	struct version_job j = {have};
+	*have = 0;
+	*want = s->be->latest_version;
+	return store_read(s, version_fn, &j);
+}
+
+struct copy_ctx {
+	struct store *from;
+	struct store_tx *to;
+	enum store_table_id t;
+	int64_t rows;
+	int r;
+	char *err;
+	size_t errlen;
+};
+
+static int
+copy_row_cb(const struct store_row *row, void *arg)
+{
+	struct copy_ctx *c = arg;
+	if ((c->r = c->to->s->be->row_insert(c->to, c->t, row)) < 0) {
+		snprintf(c->err, c->errlen, "inserting into %s failed: %s", store_tables[c->t].name,
+		         authd_strerror(c->r));
+		return 1;
+	}
+	c->rows++;
+	return 0;
+}
+
+static int
+copy_scan_fn(struct store_tx *tx, void *arg)
+{
+	struct copy_ctx *c = arg;
+	return tx->s->be->rows_scan(tx, c->t, copy_row_cb, c);
+}
+
+static int
+copy_all_fn(struct store_tx *tx, void *arg)
+{
+	struct copy_ctx *c = arg;
+	c->to = tx;
+	for (int t = 0; t < ST__COUNT; t++) {
+		int64_t n = 0;
+		TRY(tx->s->be->rows_count(tx, (enum store_table_id)t, &n));
+		if (n != 0) {
+			snprintf(c->err, c->errlen, "target is not empty (table %s has %lld rows)", store_tables[t].name,
+			         (long long)n);
+			return AUTHD_ERR_CONFLICT;
+		}
+	}
+	for (int t = 0; t < ST__COUNT; t++) {
+		c->t = (enum store_table_id)t;
+		c->r = 0;
+		int r = store_read(c->from, copy_scan_fn, c);
+		if (c->r < 0)
+			return c->r;
+		if (r < 0) {
+			snprintf(c->err, c->errlen, "reading %s failed: %s", store_tables[t].name, authd_strerror(r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+int
+store_copy(struct store *from, struct store *to, int64_t *rows, char *err, size_t errlen)
+{
+	struct copy_ctx c = {.from = from, .err = err, .errlen = errlen};
+	err[0] = '\0';
+	*rows = 0;
+	int r = store_write(to, copy_all_fn, &c);
+	if (r < 0 && err[0] == '\0')
+		snprintf(err, errlen, "copy failed: %s", authd_strerror(r));
+	if (r == 0)
+		*rows = c.rows;
+	return r;
+}

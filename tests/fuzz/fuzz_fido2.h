@@ -1,0 +1,23 @@
+/* Fixed relying party, origins and challenge shared by the FIDO2 targets and gen_corpus.py. */
+#ifndef AUTHD_FUZZ_FIDO2_H
+#define AUTHD_FUZZ_FIDO2_H
+
+#define FZ_RP_ID "bank.example"
+#define FZ_ORIGIN "https://bank.example"
+#define FZ_ORIGIN2 "https://app.bank.example"
+#define FZ_SUBJECT "cust-1"
+/* 32 bytes: "authd-fuzz-challenge-0123456789!" */
+#define FZ_CHALLENGE "authd-fuzz-challenge-0123456789!"
+
+/* Public key (x||y, P-256) of the credential "fuzz-cred"; gen_corpus.py holds the private half. */
+#define FZ_CRED_ID "fuzz-cred"
+#define FZ_PUB_XY                                                                                            \
+	{                                                                                                    \
+		0x68, 0x18, 0x82, 0xeb, 0x6b, 0x88, 0x4a, 0xc8, 0xaf, 0x59, 0xd6, 0xda, 0x39, 0x3e, 0xce,    \
+		    0x53, 0x06, 0x8f, 0xc9, 0x6b, 0xbd, 0x56, 0x68, 0x98, 0x2f, 0xe5, 0xee, 0xc4, 0x43,      \
+		    0x50, 0x71, 0x90, 0x3c, 0x52, 0xb5, 0x80, 0x39, 0xc8, 0x8a, 0x1f, 0xb5, 0x16, 0x64,      \
+		    0x0c, 0x67, 0x6d, 0xe5, 0x99, 0xc0, 0xb0, 0x9d, 0x28, 0x5b, 0x8f, 0x74, 0xb3, 0xa5,      \
+		    0xbe, 0x3a, 0x3f, 0xd8, 0x82, 0xe4, 0x39                                                 \
+	}
+
+#endif

@@ -1,0 +1,434 @@
+"""Several authd instances on one real PostgreSQL (issue 7).
+
+A throwaway cluster is started in a temp directory by pg_cluster.sh (as an
+unprivileged user when run as root, on a Unix socket in that directory) and
+stopped afterwards; nothing assumes a server is already running. When
+PostgreSQL truly cannot be started the tests are skipped LOUDLY, except under
+CI (CI=true), where that is a failure.
+
+Two daemons A and B share the database and the signing/template keys (B's
+state dir is a copy of A's, as docs/operations.md tells operators to do).
+"""
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import warnings
+
+sys.path.insert(0, os.path.dirname(__file__))
+from authd_harness import AUTHCTL, Daemon, txn  # noqa: E402
+from test_daemon import verify_with_pyjwt  # noqa: E402
+from test_stepup import Key, business_txn  # noqa: E402
+
+warnings.simplefilter("ignore", ResourceWarning)
+HERE = os.path.dirname(os.path.abspath(__file__))
+PG_CLUSTER = os.path.join(HERE, "pg_cluster.sh")
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+PG = {}  # dir, url
+
+
+def pg_script(cmd, check=True):
+    return subprocess.run([PG_CLUSTER, cmd, PG["dir"]], capture_output=True, text=True, timeout=120, check=check)
+
+
+def psql(sql, db="authd"):
+    bindir = sorted(d for d in os.listdir("/usr/lib/postgresql"))[-1] if os.path.isdir("/usr/lib/postgresql") else ""
+    exe = os.path.join("/usr/lib/postgresql", bindir, "bin", "psql") if bindir else "psql"
+    out = subprocess.run([exe, "-h", PG["dir"], "-U", "authd", "-d", db, "-Atq", "-c", sql], capture_output=True,
+                         text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError("psql failed: " + out.stderr)
+    return out.stdout.strip()
+
+
+def setUpModule():
+    PG["dir"] = tempfile.mkdtemp(prefix="authd-pg-")
+    try:
+        r = pg_script("start")
+        PG["url"] = r.stdout.strip().splitlines()[-1]
+    except (subprocess.CalledProcessError, OSError, subprocess.TimeoutExpired) as e:
+        why = getattr(e, "stderr", "") or str(e)
+        msg = "\n" + "!" * 72 + "\n!!! PostgreSQL could not be started: tests needing it are SKIPPED\n!!! " + \
+              why.strip().replace("\n", "\n!!! ") + "\n" + "!" * 72
+        print(msg, file=sys.stderr)
+        shutil.rmtree(PG.pop("dir"), ignore_errors=True)
+        if CI:
+            raise RuntimeError("CI=true: PostgreSQL must be available: " + why)
+        PG["skipped"] = True
+        raise unittest.SkipTest("PostgreSQL cannot be started")
+
+
+def tearDownModule():
+    if "dir" in PG:
+        pg_script("stop", check=False)
+        shutil.rmtree(PG["dir"], ignore_errors=True)
+
+
+def config(url, extra=""):
+    return ("[policy]\nnew_device = off\npersonal_amount = 1000000\npersonal_daily = 5000000\n"
+            "lockout_after = 4\n" + extra + "\n[server]\nworkers = 8\n[store]\nurl = %s\n" % url)
+
+
+def start_pair(cfg):
+    """A, then B with a copy of A's state dir (shared signing and template keys)."""
+    a = Daemon(cfg).start()
+    # The socket is bound before the keys are loaded: a reply means they exist.
+    c = a.conn()
+    assert c.call("health")["ok"]
+    c.close()
+    assert os.path.exists(os.path.join(a.state, "keys", "current.pem"))
+    assert os.path.exists(os.path.join(a.state, "template.key"))
+    b = Daemon(cfg)
+    shutil.copytree(a.state, b.state, dirs_exist_ok=True)
+    b.start()
+    c = b.conn()
+    assert c.call("health")["ok"]  # fully started (plugins loaded), not just bound
+    c.close()
+    return a, b
+
+
+def jwt_claims(token):
+    p = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+
+
+def concurrently(fns):
+    """Runs each fn in its own thread, all released at once; returns their results in order."""
+    out = [None] * len(fns)
+    go = threading.Barrier(len(fns))
+
+    def run(i, fn):
+        go.wait()
+        try:
+            out[i] = fn()
+        except Exception as e:  # noqa: BLE001 - reported as a result
+            out[i] = {"exception": repr(e)}
+
+    ts = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(fns)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    return out
+
+
+class TwoInstances(unittest.TestCase):
+    """A and B on one database."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.url = PG["url"]
+        cls.a, cls.b = start_pair(config(cls.url))
+
+    @classmethod
+    def tearDownClass(cls):
+        for d in (cls.a, cls.b):
+            d.stop()
+            if os.environ.get("AUTHD_PG_DEBUG"):
+                print(open(d.log).read(), file=sys.stderr)
+            d.cleanup()
+
+    def setUp(self):
+        self.ca = self.a.conn()
+        self.cb = self.b.conn()
+        self.tag = "%s-%d" % (self._testMethodName[-12:], int(time.time() * 1000) % 10000000)
+
+    def tearDown(self):
+        self.ca.close()
+        self.cb.close()
+
+    def enroll(self, conn, customer):
+        key = Key()
+        b = conn.call("enroll_fido2_begin", customer=customer, display_name="Test")
+        self.assertTrue(b["ok"], b)
+        f = conn.call("enroll_fido2_finish", enrollment_id=b["enrollment_id"],
+                      fido2=key.register(b["registration"]["challenge"]))
+        self.assertEqual(f.get("result"), "enrolled", f)
+        return key
+
+    def step_up(self, conn, t):
+        r = conn.call("assess", txn=t)
+        self.assertEqual(r["result"], "step_up", r)
+        return r["challenge"]
+
+    def test_health_reports_postgresql(self):
+        for c in (self.ca, self.cb):
+            h = c.call("health")
+            self.assertEqual(h["store"], {"kind": "postgresql", "state": "ok"}, h)
+
+    def test_challenge_from_a_verified_on_b(self):
+        cust = "C-X" + self.tag
+        key = self.enroll(self.ca, cust)  # enrolled through A
+        t = business_txn("TX-" + self.tag, customer=cust)
+        ch = self.step_up(self.ca, t)
+        self.assertEqual(ch["fido2"]["allow_credentials"], [base64.urlsafe_b64encode(key.cred_id).rstrip(b"=")
+                                                            .decode()])
+        r = self.cb.call("verify", challenge_id=ch["id"], method="fido2", fido2=key.assert_(ch["fido2"]["challenge"]))
+        self.assertEqual(r["result"], "approved", r)
+        # B's token verifies with A's keys (shared signing keys) and redeems once across both
+        claims = verify_with_pyjwt(r["token"], self.ca.call("jwks"))
+        self.assertEqual(claims["sub"], cust)
+        self.assertEqual(self.ca.call("redeem", token=r["token"])["result"], "redeemed")
+        self.assertEqual(self.cb.call("redeem", token=r["token"])["error"]["code"], "conflict")
+        # the idempotent retry of the assessment on B sees A's decision
+        r2 = self.cb.call("assess", txn=t)
+        self.assertEqual(r2["result"], "step_up", r2)
+
+    def test_same_assertion_to_both_exactly_one_approval(self):
+        cust = "C-R" + self.tag
+        key = self.enroll(self.cb, cust)
+        for i in range(6):
+            ch = self.step_up(self.ca if i % 2 else self.cb, business_txn("TR-%s-%d" % (self.tag, i), customer=cust))
+            a = key.assert_(ch["fido2"]["challenge"])
+            ca, cb = self.a.conn(), self.b.conn()
+            res = concurrently([
+                lambda: ca.call("verify", challenge_id=ch["id"], method="fido2", fido2=a),
+                lambda: cb.call("verify", challenge_id=ch["id"], method="fido2", fido2=a),
+            ])
+            ca.close()
+            cb.close()
+            approved = [r for r in res if r.get("result") == "approved"]
+            self.assertEqual(len(approved), 1, res)
+            other = [r for r in res if r.get("result") != "approved"][0]
+            self.assertIn(other.get("error", {}).get("code"), ("expired", "conflict"), res)
+
+    def test_redeem_race_exactly_one(self):
+        for i in range(10):
+            r = self.ca.call("assess", txn=txn("TD-%s-%d" % (self.tag, i), customer="C-D" + self.tag, amount=1000))
+            self.assertEqual(r["result"], "allow", r)
+            tok = r["token"]
+            ca, cb = self.a.conn(), self.b.conn()
+            res = concurrently([lambda: ca.call("redeem", token=tok), lambda: cb.call("redeem", token=tok)])
+            ca.close()
+            cb.close()
+            ok = [x for x in res if x.get("result") == "redeemed"]
+            self.assertEqual(len(ok), 1, res)
+            self.assertEqual([x for x in res if "result" not in x][0]["error"]["code"], "conflict", res)
+
+    def test_daily_total_race_never_exceeds_limit(self):
+        cust = "C-T" + self.tag
+        amount = 400000  # personal_daily 5000000: 12 fit, the 13th must step up
+        n = 40
+        conns = [(self.a if i % 2 else self.b).conn() for i in range(n)]
+        res = concurrently([
+            (lambda c=c, i=i: c.call("assess", txn=txn("TT-%s-%d" % (self.tag, i), customer=cust, amount=amount)))
+            for i, c in enumerate(conns)])
+        for c in conns:
+            c.close()
+        allowed = [r for r in res if r.get("result") == "allow"]
+        stepped = [r for r in res if r.get("result") == "step_up"]
+        self.assertEqual(len(allowed) + len(stepped), n, res)
+        self.assertEqual(len(allowed), 12, [r.get("result") for r in res])
+        self.assertLessEqual(len(allowed) * amount, 5000000)
+        for r in stepped:
+            self.assertIn("personal_daily_total", r["reasons"], r)
+        total = psql("SELECT SUM(amount) FROM approvals WHERE customer = '%s'" % cust)
+        self.assertEqual(int(total), 12 * amount)
+
+    def test_lockout_split_across_instances(self):
+        cust = "C-L" + self.tag
+        key = self.enroll(self.ca, cust)
+        ch = self.step_up(self.ca, business_txn("TL-" + self.tag, customer=cust))
+        bad = key.assert_(ch["fido2"]["challenge"], origin="https://evil.example")
+        seen = []
+        for i, c in enumerate([self.ca, self.cb, self.ca]):
+            r = c.call("verify", challenge_id=ch["id"], method="fido2", fido2=bad)
+            self.assertEqual(r["result"], "rejected", r)
+            seen.append(r["attempts_left"])
+        self.assertEqual(seen, [3, 2, 1])
+        r = self.cb.call("verify", challenge_id=ch["id"], method="fido2", fido2=bad)
+        self.assertEqual(r["result"], "locked", r)
+        # locked on both: a good assertion is refused, new transfers are denied
+        r = self.ca.call("verify", challenge_id=ch["id"], method="fido2", fido2=key.assert_(ch["fido2"]["challenge"]))
+        self.assertNotEqual(r.get("result"), "approved", r)
+        for c in (self.ca, self.cb):
+            self.assertEqual(c.call("assess", txn=business_txn("TL2-%s-%d" % (self.tag, id(c) % 97),
+                                                               customer=cust))["result"], "deny")
+
+    def test_lockout_counter_race(self):
+        cust = "C-M" + self.tag
+        key = self.enroll(self.cb, cust)
+        ch = self.step_up(self.cb, business_txn("TM-" + self.tag, customer=cust))
+        bad = key.assert_(ch["fido2"]["challenge"], origin="https://evil.example")
+        conns = [(self.a if i % 2 else self.b).conn() for i in range(8)]
+        res = concurrently([(lambda c=c: c.call("verify", challenge_id=ch["id"], method="fido2", fido2=bad))
+                            for c in conns])
+        for c in conns:
+            c.close()
+        rejected = sorted(r["attempts_left"] for r in res if r.get("result") == "rejected")
+        # every failure counted exactly once: 3, 2, 1 left, then locked (the challenge dies with the
+        # lock, so the rest see it expired or the lock)
+        self.assertEqual(rejected, [1, 2, 3], res)
+        self.assertGreaterEqual(len([r for r in res if r.get("result") == "locked"]), 1, res)
+        self.assertTrue(all(r.get("result") in ("rejected", "locked") or r.get("error", {}).get("code") == "expired"
+                            for r in res), res)
+        self.assertEqual(psql("SELECT failures, locked FROM lockouts WHERE subject = '%s'" % cust), "4|1")
+
+    def test_concurrent_appends_one_chain(self):
+        before = int(psql("SELECT COUNT(*) FROM audit"))
+        n = 120
+        conns = [(self.a if i % 2 else self.b).conn() for i in range(12)]
+        res = concurrently([
+            (lambda c=c, k=k: [c.call("assess", txn=txn("TC-%s-%d-%d" % (self.tag, k, j),
+                                                        customer="C-C%s-%d" % (self.tag, k), amount=1000))
+                               for j in range(n // 12)])
+            for k, c in enumerate(conns)])
+        for c in conns:
+            c.close()
+        flat = [r for rs in res for r in rs]
+        self.assertTrue(all(r.get("result") == "allow" for r in flat), flat[:3])
+        self.assertEqual(int(psql("SELECT COUNT(*) FROM audit")), before + n)
+        # no gap, no fork
+        self.assertEqual(psql("SELECT COUNT(*) = MAX(seq) AND COUNT(DISTINCT prev) = COUNT(*) FROM audit"), "t")
+        for c in (self.ca, self.cb):
+            v = c.call("audit_verify")
+            self.assertTrue(v["valid"], v)
+        out = subprocess.run([AUTHCTL, "store", "check", "--url", self.url], capture_output=True, text=True,
+                             timeout=120)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn("audit chain valid", out.stdout)
+
+
+class ServerDown(unittest.TestCase):
+    """PostgreSQL stopped under load: unavailable, never an approval without its audit record; then resumes."""
+
+    def test_stop_mid_load_and_resume(self):
+        url = PG["url"]
+        a, b = start_pair(config(url))
+        stop = threading.Event()
+        results = []
+        lock = threading.Lock()
+        tag = str(int(time.time() * 1000) % 10000000)
+
+        def load(d, k):
+            i = 0
+            c = d.conn()
+            while not stop.is_set():
+                i += 1
+                try:
+                    r = c.call("assess", txn=txn("TS-%s-%d-%d" % (tag, k, i), customer="C-S%s-%d" % (tag, k),
+                                                 amount=1000))
+                except OSError as e:
+                    r = {"exception": repr(e)}
+                    c = d.conn()
+                with lock:
+                    results.append((time.time(), r))
+            c.close()
+
+        try:
+            ts = [threading.Thread(target=load, args=(d, k)) for k, d in enumerate([a, b, a, b])]
+            for t in ts:
+                t.start()
+            time.sleep(1.0)
+            pg_script("stop")
+            t_down = time.time()
+            during = []
+            for _ in range(100):  # answers given once the server is down (up to 10 s)
+                time.sleep(0.1)
+                with lock:
+                    during = [r for (t, r) in results if t > t_down + 0.2]
+                if len(during) >= 20:
+                    break
+            hs = []
+            for d in (a, b):
+                hc = d.conn()
+                hs.append(hc.call("health"))
+                hc.close()
+            t_start = time.time()
+            pg_script("start")
+            time.sleep(9.0)
+            stop.set()
+            for t in ts:
+                t.join(60)
+            after = [r for (t, r) in results if t > t_start + 6.0]
+            if os.environ.get("AUTHD_PG_DEBUG"):
+                for (t, r) in results:
+                    if t > t_start - 1:
+                        print(round(t - t_start, 3), r.get("result") or r.get("error"))
+        finally:
+            stop.set()
+            a.cleanup()
+            b.cleanup()
+        self.assertTrue(during, "no requests while the server was down")
+        self.assertTrue(all(r.get("error", {}).get("code") == "unavailable" for r in during),
+                        [r for r in during if r.get("error", {}).get("code") != "unavailable"][:3])
+        self.assertEqual([h["store"]["state"] for h in hs], ["unavailable (reconnecting)"] * 2,
+                         (hs, len(during), during[-3:]))
+        self.assertTrue(after and all(r.get("result") == "allow" for r in after),
+                        [r for r in after if r.get("result") != "allow"][:3])
+        # every token handed out has its audit record
+        jtis = [jwt_claims(r["token"])["jti"] for (_, r) in results if r.get("result") == "allow"]
+        stored = set(psql("SELECT jti FROM audit WHERE jti IS NOT NULL").split())
+        missing = [j for j in jtis if j not in stored]
+        self.assertEqual(missing, [])
+        out = subprocess.run([AUTHCTL, "store", "check", "--url", url], capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+
+
+class StoreTools(unittest.TestCase):
+    """authctl store migrate / check / copy, no daemon needed."""
+
+    def test_copy_sqlite_into_postgresql(self):
+        db = "copy_%d" % (int(time.time() * 1000) % 10000000)
+        psql("CREATE DATABASE %s" % db, db="postgres")
+        target = PG["url"].replace("/authd?", "/%s?" % db)
+        d = Daemon("[policy]\nnew_device = off\n").start()
+        try:
+            c = d.conn()
+            key = Key()
+            b = c.call("enroll_fido2_begin", customer="C-CP", display_name="Copy")
+            c.call("enroll_fido2_finish", enrollment_id=b["enrollment_id"],
+                   fido2=key.register(b["registration"]["challenge"]))
+            for i in range(5):
+                c.call("assess", txn=txn("TCP-%d" % i, customer="C-CP", amount=1000))
+            ch = c.call("assess", txn=business_txn("TCP-B", customer="C-CP"))["challenge"]
+            c.call("freeze", account="999", reason="test")
+            c.close()
+            d.stop()
+            src = "sqlite:" + os.path.join(d.state, "authd.db")
+            out = subprocess.run([AUTHCTL, "store", "check", "--url", target], capture_output=True, text=True)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn("schema version 0", out.stdout)
+            out = subprocess.run([AUTHCTL, "store", "migrate", "--url", target], capture_output=True, text=True)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            out = subprocess.run([AUTHCTL, "store", "copy", "--from", src, "--to", target], capture_output=True,
+                                 text=True, timeout=120)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            self.assertIn("target: audit chain valid", out.stdout)
+            # copying again is refused: the target is not empty
+            out = subprocess.run([AUTHCTL, "store", "copy", "--from", src, "--to", target], capture_output=True,
+                                 text=True, timeout=120)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn("not empty", out.stderr)
+            self.assertEqual(psql("SELECT COUNT(*) FROM audit", db=db),
+                             subprocess.run(["sqlite3", os.path.join(d.state, "authd.db"), "SELECT COUNT(*) FROM audit"],
+                                            capture_output=True, text=True).stdout.strip())
+            # a daemon on the copy continues the same chain, credentials and pending challenge included
+            p = Daemon(config(target))
+            shutil.copytree(d.state, p.state, dirs_exist_ok=True)
+            p.start()
+            try:
+                pc = p.conn()
+                r = pc.call("verify", challenge_id=ch["id"], method="fido2", fido2=key.assert_(ch["fido2"]["challenge"]))
+                self.assertEqual(r["result"], "approved", r)
+                self.assertEqual(pc.call("assess", txn=txn("TCP-0", customer="C-CP", amount=1000))["result"], "allow")
+                self.assertTrue(pc.call("audit_verify")["valid"])
+                pc.close()
+            finally:
+                p.cleanup()
+        finally:
+            d.cleanup()
+
+
+if __name__ == "__main__":
+    prog = unittest.main(verbosity=2, exit=False)
+    if PG.get("skipped"):
+        sys.exit(77)  # ctest SKIP_RETURN_CODE: shown as "Skipped", not "Passed"
+    sys.exit(0 if prog.result.wasSuccessful() else 1)
