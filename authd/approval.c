@@ -83,20 +83,12 @@ approval_check(struct op_ctx *ctx, const char *token, json_t **claims)
 		snprintf(ctx->msg, sizeof ctx->msg, "token rejected: %s", why);
 		return AUTHD_ERR_BAD_REQUEST;
 	}
-	const char *iss = json_string_value(json_object_get(c, "iss"));
-	const char *aud = json_string_value(json_object_get(c, "aud"));
-	json_t *exp = json_object_get(c, "exp"), *jti = json_object_get(c, "jti");
-	if (iss == NULL || strcmp(iss, ctx->cfg->token.issuer) != 0 || aud == NULL ||
-	    strcmp(aud, ctx->cfg->token.audience) != 0 || !json_is_integer(exp) || !json_is_string(jti) ||
-	    !json_is_object(json_object_get(c, "txn"))) {
-		snprintf(ctx->msg, sizeof ctx->msg, "token rejected: wrong issuer, audience or claims");
+	/* 5 s leeway: instances sharing a store may differ by that much. */
+	r = token_check_claims(c, ctx->cfg->token.issuer, ctx->cfg->token.audience, ctx->now, 5, why, sizeof why);
+	if (r < 0) {
+		snprintf(ctx->msg, sizeof ctx->msg, r == AUTHD_ERR_EXPIRED ? "token expired" : "token rejected: %s", why);
 		json_decref(c);
-		return AUTHD_ERR_BAD_REQUEST;
-	}
-	if (json_integer_value(exp) <= ctx->now) {
-		snprintf(ctx->msg, sizeof ctx->msg, "token expired");
-		json_decref(c);
-		return AUTHD_ERR_EXPIRED;
+		return r == AUTHD_ERR_EXPIRED ? r : AUTHD_ERR_BAD_REQUEST;
 	}
 	*claims = c;
 	return 0;

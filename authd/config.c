@@ -402,13 +402,25 @@ config_ini_cb(void *user, const char *section, const char *name, const char *val
 			if (!strcmp(ctx->cp->raw[j].section, section) && !strcmp(ctx->cp->raw[j].key, name))
 				kv = &ctx->cp->raw[j];
 		if (kv == NULL) {
-			kv = &ctx->cp->raw[ctx->cp->n_raw++];
-			if ((kv->section = strdup(section)) == NULL || (kv->key = strdup(name)) == NULL)
+			/* Count the slot only once it is whole: later lookups strcmp every slot. */
+			char *sec = strdup(section), *key = strdup(name);
+			if (sec == NULL || key == NULL) {
+				free(sec);
+				free(key);
+				snprintf(ctx->err, ctx->errlen, "out of memory");
+				ctx->failed = 1;
 				return 0;
+			}
+			kv = &ctx->cp->raw[ctx->cp->n_raw++];
+			kv->section = sec;
+			kv->key = key;
 		}
 		free(kv->value);
-		if ((kv->value = strdup(value)) == NULL)
+		if ((kv->value = strdup(value)) == NULL) {
+			snprintf(ctx->err, ctx->errlen, "out of memory");
+			ctx->failed = 1;
 			return 0;
+		}
 		return 1;
 	}
 	if (strcmp(section, "policy") == 0) {

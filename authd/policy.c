@@ -367,11 +367,13 @@ policy_decision_to_json(const struct policy_decision *d)
 		if ((v->deny && json_object_set_new(r, "deny", json_true()) < 0) ||
 		    (v->value >= 0 && json_object_set_new(r, "value", json_integer(v->value)) < 0) ||
 		    (v->threshold >= 0 &&
-		     json_object_set_new(r, "threshold", json_integer(v->threshold)) < 0) ||
-		    json_array_append_new(rules, r) < 0) {
+		     json_object_set_new(r, "threshold", json_integer(v->threshold)) < 0)) {
 			json_decref(r);
 			goto fail;
 		}
+		/* json_array_append_new consumes r even when it fails. */
+		if (json_array_append_new(rules, r) < 0)
+			goto fail;
 	}
 	/* json_object_set_new consumes the value even when it fails. */
 	if (json_object_set_new(o, "result", json_string(policy_result_name(d->result))) < 0)

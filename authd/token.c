@@ -631,3 +631,35 @@ out:
 	free(input);
 	return r;
 }
+
+int
+token_check_claims(const json_t *c, const char *iss, const char *aud, int64_t now, int64_t leeway, char *why,
+                   size_t whylen)
+{
+	const char *ci = json_string_value(json_object_get(c, "iss"));
+	const char *ca = json_string_value(json_object_get(c, "aud"));
+	json_t *exp = json_object_get(c, "exp"), *iat = json_object_get(c, "iat"), *nbf = json_object_get(c, "nbf");
+	if (ci == NULL || strcmp(ci, iss) != 0) {
+		snprintf(why, whylen, "wrong issuer");
+		return AUTHD_ERR_TAMPERED;
+	}
+	if (ca == NULL || strcmp(ca, aud) != 0) {
+		snprintf(why, whylen, "wrong audience");
+		return AUTHD_ERR_TAMPERED;
+	}
+	if (!json_is_integer(exp) || !json_is_string(json_object_get(c, "jti")) ||
+	    !json_is_object(json_object_get(c, "txn"))) {
+		snprintf(why, whylen, "missing or mistyped claims");
+		return AUTHD_ERR_TAMPERED;
+	}
+	if ((iat != NULL && (!json_is_integer(iat) || json_integer_value(iat) > now + leeway)) ||
+	    (nbf != NULL && (!json_is_integer(nbf) || json_integer_value(nbf) > now + leeway))) {
+		snprintf(why, whylen, "not yet valid");
+		return AUTHD_ERR_TAMPERED;
+	}
+	if (json_integer_value(exp) <= now) {
+		snprintf(why, whylen, "expired");
+		return AUTHD_ERR_EXPIRED;
+	}
+	return 0;
+}

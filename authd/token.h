@@ -11,6 +11,7 @@
 #define AUTHD_TOKEN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -54,5 +55,15 @@ void token_current_kid(struct token_keyring *kr, char *out, size_t outlen);
  */
 int token_verify(const json_t *jwks, const char *jws, const char *expect_typ, const void *payload, size_t len,
                  json_t **claims, char *why, size_t whylen) AUTHD_WUR;
+
+/*
+ * The claim checks every consumer of an approval token makes (RFC 8725):
+ * iss and aud equal the expected values, exp an integer in the future,
+ * iat and nbf (when present) integers not in the future beyond leeway
+ * seconds, jti a string, txn an object. AUTHD_ERR_EXPIRED when exp has
+ * passed, AUTHD_ERR_TAMPERED for anything else, with why set.
+ */
+int token_check_claims(const json_t *claims, const char *iss, const char *aud, int64_t now, int64_t leeway,
+                       char *why, size_t whylen) AUTHD_WUR;
 
 #endif

@@ -54,7 +54,8 @@ usage(FILE *f)
 	        "  approve ID                         approve another staff member's pending action\n"
 	        "offline tools:\n"
 	        "  audit check BUNDLE.json           verify an exported evidence bundle\n"
-	        "  token verify TOKEN [--jwks FILE]  verify a token (jwks from the daemon if no file)\n"
+	        "  token verify TOKEN [--jwks FILE] [--issuer I] [--audience A]\n"
+	        "                                    verify a token: signature, typ, iss, aud, exp, iat/nbf\n"
 	        "  face-score A B | face-score --pairs FILE | face-check IMG\n"
 	        "  store migrate --url URL           create/upgrade the schema (sqlite:PATH, postgresql://...)\n"
 	        "  store check --url URL             schema version and audit chain verify\n"
@@ -321,7 +322,7 @@ out:
 }
 
 static int
-cmd_token_verify(const char *tok, const char *jwks_path)
+cmd_token_verify(const char *tok, const char *jwks_path, int argc, char **argv)
 {
 	json_t *jwks = NULL, *claims = NULL;
 	char why[160] = "";
@@ -336,9 +337,11 @@ cmd_token_verify(const char *tok, const char *jwks_path)
 		printf("INVALID: %s\n", why);
 		return 1;
 	}
-	json_t *exp = json_object_get(claims, "exp");
-	if (!json_is_integer(exp) || json_integer_value(exp) <= util_now()) {
-		printf("INVALID: expired\n");
+	r = token_check_claims(claims, opt_value(argc, argv, "--issuer") ? opt_value(argc, argv, "--issuer") : "authd",
+	                       opt_value(argc, argv, "--audience") ? opt_value(argc, argv, "--audience") : "bank-backend",
+	                       util_now(), 5, why, sizeof why);
+	if (r < 0) {
+		printf("INVALID: %s\n", why);
 		json_decref(claims);
 		return 1;
 	}
@@ -474,7 +477,7 @@ main(int argc, char **argv)
 	if (!strcmp(cmd, "audit") && a1 && !strcmp(a1, "check") && a2)
 		return cmd_audit_check(a2);
 	if (!strcmp(cmd, "token") && a1 && !strcmp(a1, "verify") && a2)
-		return cmd_token_verify(a2, opt_value(argc, argv, "--jwks"));
+		return cmd_token_verify(a2, opt_value(argc, argv, "--jwks"), argc, argv);
 	if (!strcmp(cmd, "policy") && a1 && !strcmp(a1, "explain") && a2) {
 		json_t *txn = load_json_arg(a2);
 		return txn ? call("policy_explain", json_pack("{s:o}", "txn", txn), NULL) : 2;
