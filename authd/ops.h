@@ -54,6 +54,39 @@ unsigned ops_roles_for(const struct config *cfg, uid_t uid, gid_t gid);
 void ops_handle_frame(struct authd *d, const struct peer *peer, const uint8_t *payload, size_t len, int frame_err,
                       uint8_t **reply, size_t *reply_len);
 
+/*
+ * Every frame a worker took from one connection, in order: requests whose op
+ * is split (below) share one store batch (store_write_many); any other op
+ * runs alone after everything before it was answered. emit gets each reply
+ * frame in request order (NULL when out of memory); it must copy it.
+ */
+struct ops_frame {
+	const uint8_t *payload; /* NULL: report err (a framing error) */
+	size_t len;
+	int err;
+};
+typedef void (*ops_emit_fn)(void *arg, const uint8_t *reply, size_t len);
+void ops_handle_frames(struct authd *d, const struct peer *peer, const struct ops_frame *f, size_t n,
+                       ops_emit_fn emit, void *arg);
+
+/*
+ * An op in three steps, so that the store work of many requests can share a
+ * batch: prepare (parse the request into st, which is state_size zeroed
+ * bytes; on error it cleans up after itself), fn (the store work, run by
+ * store_write_many with st), finish (gets fn's result, fills reply, releases
+ * whatever st holds; always called once prepare succeeded).
+ */
+struct store_tx;
+struct op_split {
+	size_t state_size;
+	int (*prepare)(struct op_ctx *ctx, const json_t *req, void *st);
+	int (*fn)(struct store_tx *tx, void *st);
+	int (*finish)(struct op_ctx *ctx, void *st, int r, json_t *reply);
+};
+extern const struct op_split op_assess_split, op_redeem_split;
+/* The three steps one after the other, for a single request. */
+int op_split_run(struct op_ctx *ctx, const struct op_split *sp, const json_t *req, json_t *reply) AUTHD_WUR;
+
 /* Helpers for handlers (ops.c). Each sets ctx->msg naming the field on error. */
 int op_get_str(struct op_ctx *ctx, const json_t *obj, const char *key, size_t max, int required,
                const char **out) AUTHD_WUR;
@@ -68,7 +101,6 @@ char *op_reasons_text(const char *const *reasons, size_t n);
  * One code path for every step-up verification (ops_verify.c): verify
  * (kind "txn") and login_verify (kind "login") differ only in this.
  */
-struct store_tx;
 struct store_challenge;
 struct verify_kind {
 	const char *kind;        /* the challenge kind accepted: "txn" | "login" */

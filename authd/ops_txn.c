@@ -7,6 +7,7 @@
  * leaves the daemon without its durable audit record.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "approval.h"
@@ -32,7 +33,8 @@ struct assess_job {
 	int replay;               /* same txn id seen before */
 	char result[16];
 	char *reasons;            /* JSON text */
-	char jti[40];
+	char jti[40];             /* set when the result is allow */
+	char jti_new[40];         /* drawn before the store work, which stays short */
 	struct store_challenge ch;
 	json_t *allow;            /* credential ids offered */
 	char msg[256];
@@ -163,7 +165,7 @@ assess_fn(struct store_tx *tx, void *arg)
 		return r;
 
 	if (strcmp(j->result, "allow") == 0)
-		TRY(op_new_id("", j->jti, sizeof j->jti));
+		memcpy(j->jti, j->jti_new, sizeof j->jti);
 	struct audit_rec rec = {
 		.ts = ctx->now,
 		.type = j->replay ? "assess_retry" : "assess",
@@ -178,43 +180,60 @@ assess_fn(struct store_tx *tx, void *arg)
 	return store_audit_append(tx, &rec);
 }
 
-int
-op_assess(struct op_ctx *ctx, const json_t *req, json_t *reply)
-{
+struct assess_st {
+	struct assess_job j;
 	struct txn t;
 	struct geo_result geo;
-	struct assess_job j = {.ctx = ctx};
-	int r;
+};
 
-	if ((r = txn_parse(json_object_get(req, "txn"), ctx->now, &t, ctx->msg, sizeof ctx->msg)) < 0)
-		return r;
-	geo_lookup(ctx->snap->geo, t.src_ip, &geo);
-	j.t = &t;
-	j.geo = &geo;
-	r = store_write(ctx->d->store, assess_fn, &j);
+static int
+assess_prepare(struct op_ctx *ctx, const json_t *req, void *arg)
+{
+	struct assess_st *st = arg;
+	TRY(txn_parse(json_object_get(req, "txn"), ctx->now, &st->t, ctx->msg, sizeof ctx->msg));
+	geo_lookup(ctx->snap->geo, st->t.src_ip, &st->geo);
+	TRY(op_new_id("", st->j.jti_new, sizeof st->j.jti_new));
+	st->j.ctx = ctx;
+	st->j.t = &st->t;
+	st->j.geo = &st->geo;
+	return 0;
+}
+
+static int
+assess_store(struct store_tx *tx, void *arg)
+{
+	return assess_fn(tx, &((struct assess_st *)arg)->j);
+}
+
+static int
+assess_finish(struct op_ctx *ctx, void *arg, int r, json_t *reply)
+{
+	struct assess_st *st = arg;
+	struct assess_job *j = &st->j;
+	const struct txn *t = &st->t;
 	if (r < 0) {
-		if (j.msg[0])
-			snprintf(ctx->msg, sizeof ctx->msg, "%s", j.msg);
+		if (j->msg[0])
+			snprintf(ctx->msg, sizeof ctx->msg, "%s", j->msg);
 		goto out;
 	}
-	json_t *reasons = json_loads(j.reasons, 0, NULL);
-	if (reasons == NULL || json_object_set_new(reply, "result", json_string(j.result)) != 0 ||
+	json_t *reasons = json_loads(j->reasons, 0, NULL);
+	if (reasons == NULL || json_object_set_new(reply, "result", json_string(j->result)) != 0 ||
 	    json_object_set_new(reply, "reasons", reasons) != 0) {
 		r = AUTHD_ERR_NOMEM;
 		goto out;
 	}
-	if (strcmp(j.result, "allow") == 0) {
+	if (strcmp(j->result, "allow") == 0) {
 		atomic_fetch_add(&ctx->d->n_allow, 1);
-		struct approval a = {.subject = t.customer, .txn_id = t.id, .reasons = reasons, .jti = j.jti};
-		memcpy(a.txn_hash, t.hash, 32);
+		struct approval a = {.subject = t->customer, .txn_id = t->id, .reasons = reasons, .jti = j->jti};
+		memcpy(a.txn_hash, t->hash, 32);
 		char *token = NULL;
 		if ((r = approval_token(ctx, &a, &token)) < 0)
 			goto out;
 		json_object_set_new(reply, "token", json_string(token));
 		free(token);
-	} else if (strcmp(j.result, "step_up") == 0) {
+	} else if (strcmp(j->result, "step_up") == 0) {
 		atomic_fetch_add(&ctx->d->n_step_up, 1);
-		json_t *c = approval_challenge_json(ctx, &j.ch, j.allow);
+		json_t *c = approval_challenge_json(ctx, &j->ch, j->allow);
 		if (c == NULL) {
 			r = AUTHD_ERR_NOMEM;
 			goto out;
@@ -224,10 +243,18 @@ op_assess(struct op_ctx *ctx, const json_t *req, json_t *reply)
 		atomic_fetch_add(&ctx->d->n_deny, 1);
 	r = 0;
 out:
-	free(j.reasons);
-	free(j.ch.body);
-	json_decref(j.allow);
+	free(j->reasons);
+	free(j->ch.body);
+	json_decref(j->allow);
 	return r;
+}
+
+const struct op_split op_assess_split = {sizeof(struct assess_st), assess_prepare, assess_store, assess_finish};
+
+int
+op_assess(struct op_ctx *ctx, const json_t *req, json_t *reply)
+{
+	return op_split_run(ctx, &op_assess_split, req, reply);
 }
 
 /* ---------------- redeem ---------------- */
@@ -257,43 +284,68 @@ redeem_fn(struct store_tx *tx, void *arg)
 	return store_audit_append(tx, &rec);
 }
 
-int
-op_redeem(struct op_ctx *ctx, const json_t *req, json_t *reply)
+struct redeem_st {
+	struct redeem_job j;
+	json_t *claims;
+};
+
+static int
+redeem_prepare(struct op_ctx *ctx, const json_t *req, void *arg)
 {
+	struct redeem_st *st = arg;
+	struct redeem_job *j = &st->j;
 	const char *token;
-	json_t *claims = NULL;
 	int r;
 
 	TRY(op_get_str(ctx, req, "token", TOKEN_MAX_LEN, 1, &token));
-	if ((r = approval_check(ctx, token, &claims)) < 0)
+	if ((r = approval_check(ctx, token, &st->claims)) < 0)
 		return r;
-	struct redeem_job j = {.ctx = ctx};
-	j.jti = json_string_value(json_object_get(claims, "jti"));
-	j.sub = json_string_value(json_object_get(claims, "sub"));
-	j.txn_id = json_string_value(json_object_get(json_object_get(claims, "txn"), "id"));
-	if (j.jti == NULL || j.sub == NULL || j.txn_id == NULL || strlen(j.txn_id) > TXN_MAX_ID) {
-		json_decref(claims);
+	json_t *claims = st->claims;
+	j->ctx = ctx;
+	j->jti = json_string_value(json_object_get(claims, "jti"));
+	j->sub = json_string_value(json_object_get(claims, "sub"));
+	j->txn_id = json_string_value(json_object_get(json_object_get(claims, "txn"), "id"));
+	if (j->jti == NULL || j->sub == NULL || j->txn_id == NULL || strlen(j->txn_id) > TXN_MAX_ID) {
+		json_decref(st->claims);
+		st->claims = NULL;
 		snprintf(ctx->msg, sizeof ctx->msg, "token rejected: missing claims");
 		return AUTHD_ERR_BAD_REQUEST;
 	}
-	j.exp = json_integer_value(json_object_get(claims, "exp"));
+	j->exp = json_integer_value(json_object_get(claims, "exp"));
 	const char *h = json_string_value(json_object_get(json_object_get(claims, "txn"), "hash"));
 	if (h != NULL) {
-		uint8_t raw[32];
 		size_t hl = strlen(h);
 		uint8_t *dec = NULL;
 		size_t dl = 0;
-		if (hl < 64 && b64url_decode(h, hl, 32, &dec, &dl) == 0 && dl == 32) {
-			memcpy(raw, dec, 32);
-			hex_encode(raw, 32, j.txn_hash);
-		}
+		if (hl < 64 && b64url_decode(h, hl, 32, &dec, &dl) == 0 && dl == 32)
+			hex_encode(dec, 32, j->txn_hash);
 		free(dec);
 	}
-	r = store_write(ctx->d->store, redeem_fn, &j);
+	return 0;
+}
+
+static int
+redeem_store(struct store_tx *tx, void *arg)
+{
+	return redeem_fn(tx, &((struct redeem_st *)arg)->j);
+}
+
+static int
+redeem_finish(struct op_ctx *ctx, void *arg, int r, json_t *reply)
+{
+	struct redeem_st *st = arg;
 	if (r == AUTHD_ERR_CONFLICT)
 		snprintf(ctx->msg, sizeof ctx->msg, "token or transfer was already redeemed");
 	else if (r == 0)
 		r = json_object_set_new(reply, "result", json_string("redeemed")) == 0 ? 0 : AUTHD_ERR_NOMEM;
-	json_decref(claims);
+	json_decref(st->claims);
 	return r;
+}
+
+const struct op_split op_redeem_split = {sizeof(struct redeem_st), redeem_prepare, redeem_store, redeem_finish};
+
+int
+op_redeem(struct op_ctx *ctx, const json_t *req, json_t *reply)
+{
+	return op_split_run(ctx, &op_redeem_split, req, reply);
 }

@@ -92,26 +92,54 @@ proto_reply_err(const char *id, int err, const char *msg)
 	                 authd_wire_code(err), "message", msg && msg[0] ? msg : authd_strerror(err));
 }
 
+struct outbuf {
+	uint8_t *buf;
+	size_t len, cap;
+	int failed;
+};
+
+static int
+outbuf_add(const char *data, size_t n, void *arg)
+{
+	struct outbuf *b = arg;
+	if (n > UINT32_MAX - b->len) {
+		b->failed = AUTHD_ERR_TOO_LARGE;
+		return -1;
+	}
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		while (cap < b->len + n)
+			cap *= 2;
+		uint8_t *nb = realloc(b->buf, cap);
+		if (nb == NULL) {
+			b->failed = AUTHD_ERR_NOMEM;
+			return -1;
+		}
+		b->buf = nb;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, data, n);
+	b->len += n;
+	return 0;
+}
+
 int
 proto_encode(const json_t *v, uint8_t **out, size_t *len)
 {
+	/* One serialisation pass into a buffer that grows; the length prefix is filled in after. */
+	struct outbuf b = {.len = PROTO_HDR_LEN};
 	*out = NULL;
 	*len = 0;
-	size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
-	if (n == 0 || n > UINT32_MAX)
-		return AUTHD_ERR_INTERNAL;
-	uint8_t *buf = malloc(PROTO_HDR_LEN + n);
-	if (buf == NULL)
-		return AUTHD_ERR_NOMEM;
-	if (json_dumpb(v, (char *)buf + PROTO_HDR_LEN, n, JSON_COMPACT) != n) {
-		free(buf);
-		return AUTHD_ERR_INTERNAL;
+	if (json_dump_callback(v, outbuf_add, &b, JSON_COMPACT) != 0 || b.len == PROTO_HDR_LEN) {
+		free(b.buf);
+		return b.failed == AUTHD_ERR_NOMEM ? AUTHD_ERR_NOMEM : AUTHD_ERR_INTERNAL;
 	}
-	buf[0] = (uint8_t)(n >> 24);
-	buf[1] = (uint8_t)(n >> 16);
-	buf[2] = (uint8_t)(n >> 8);
-	buf[3] = (uint8_t)n;
-	*out = buf;
-	*len = PROTO_HDR_LEN + n;
+	size_t n = b.len - PROTO_HDR_LEN;
+	b.buf[0] = (uint8_t)(n >> 24);
+	b.buf[1] = (uint8_t)(n >> 16);
+	b.buf[2] = (uint8_t)(n >> 8);
+	b.buf[3] = (uint8_t)n;
+	*out = b.buf;
+	*len = b.len;
 	return 0;
 }

@@ -37,6 +37,7 @@ struct pending {
 
 struct conn {
 	int fd;
+	struct server *srv;
 	struct peer peer;
 	atomic_int refs;
 	pthread_mutex_t mu;
@@ -188,10 +189,29 @@ schedule(struct server *s, struct conn *c)
 	pthread_mutex_unlock(&s->run_mu);
 }
 
+/* Frames a worker takes from a connection at once (their store work shares a batch). */
+#define TAKE_MAX 64
+
+static void
+emit_reply(void *arg, const uint8_t *reply, size_t len)
+{
+	struct conn *c = arg;
+	pthread_mutex_lock(&c->mu);
+	if (reply != NULL && !c->dead) {
+		if (append_out(c, reply, len) < 0)
+			c->dead = 1;
+		else
+			flush_out(c->srv, c);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct server *s = arg;
+	struct pending *taken[TAKE_MAX];
+	struct ops_frame f[TAKE_MAX];
 	for (;;) {
 		pthread_mutex_lock(&s->run_mu);
 		while (s->run_head == NULL && !s->stopping)
@@ -206,30 +226,30 @@ worker_main(void *arg)
 			s->run_tail = NULL;
 		pthread_mutex_unlock(&s->run_mu);
 
+		/* Everything the connection has queued (up to TAKE_MAX), in order. */
+		size_t n = 0;
 		pthread_mutex_lock(&c->mu);
-		struct pending *p = c->q_head;
-		c->q_head = p->next;
+		while (c->q_head != NULL && n < TAKE_MAX) {
+			struct pending *p = c->q_head;
+			c->q_head = p->next;
+			c->q_n--;
+			taken[n] = p;
+			f[n] = (struct ops_frame){p->payload, p->len, p->err};
+			n++;
+		}
 		if (c->q_head == NULL)
 			c->q_tail = NULL;
-		c->q_n--;
 		int dead = c->dead;
 		pthread_mutex_unlock(&c->mu);
 
-		uint8_t *reply = NULL;
-		size_t reply_len = 0;
 		if (!dead)
-			ops_handle_frame(s->d, &c->peer, p->payload, p->len, p->err, &reply, &reply_len);
-		util_free_secret(&p->payload, p->len);
-		free(p);
+			ops_handle_frames(s->d, &c->peer, f, n, emit_reply, c);
+		for (size_t i = 0; i < n; i++) {
+			util_free_secret(&taken[i]->payload, taken[i]->len);
+			free(taken[i]);
+		}
 
 		pthread_mutex_lock(&c->mu);
-		if (reply != NULL && !c->dead) {
-			if (append_out(c, reply, reply_len) < 0)
-				c->dead = 1;
-			else
-				flush_out(s, c);
-		}
-		free(reply);
 		c->scheduled = 0;
 		if (!c->dead && c->q_head != NULL)
 			schedule(s, c);
@@ -434,6 +454,7 @@ conn_accept(struct server *s)
 			continue;
 		}
 		c->fd = fd;
+		c->srv = s;
 		c->peer.uid = cred.uid;
 		c->peer.gid = cred.gid;
 		c->peer.pid = cred.pid;

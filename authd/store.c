@@ -29,11 +29,15 @@
 
 enum store_state { STATE_OK = 0, STATE_COMMIT_FAILED = 1, STATE_UNAVAILABLE = 2 };
 
+/* One caller of store_write_many(), waiting for its jobs; woken alone, never by a broadcast. */
+struct waiter {
+	pthread_cond_t cv;
+	size_t left;
+};
+
 struct job {
-	store_fn fn;
-	void *arg;
-	int result;
-	int done;
+	struct store_work *w;
+	struct waiter *waiter;
 	struct job *next;
 };
 
@@ -49,7 +53,7 @@ struct store {
 	pthread_t writer;
 	int writer_started;
 	pthread_mutex_t mu;
-	pthread_cond_t cv_work, cv_done;
+	pthread_cond_t cv_work;
 	struct job *head, *tail;
 	int stop;
 	atomic_int state;
@@ -110,7 +114,7 @@ static void
 fail_all(struct job *batch, int r)
 {
 	for (struct job *j = batch; j; j = j->next)
-		j->result = r;
+		j->w->result = r;
 }
 
 static void
@@ -130,11 +134,11 @@ run_batch(struct store *s, struct job *batch)
 		char hash0[65];
 		memcpy(hash0, tx.head_hash, 65);
 		if (be->savepoint(s->writer_conn) < 0) {
-			j->result = AUTHD_ERR_UNAVAILABLE;
+			j->w->result = AUTHD_ERR_UNAVAILABLE;
 			continue;
 		}
-		j->result = j->fn(&tx, j->arg);
-		if (j->result < 0) {
+		j->w->result = j->w->fn(&tx, j->w->arg);
+		if (j->w->result < 0) {
 			(void)be->savepoint_rollback(s->writer_conn);
 			tx.head_loaded = loaded0;
 			tx.head_seq = seq0;
@@ -196,35 +200,61 @@ writer_main(void *arg)
 		run_batch(s, batch);
 		pthread_mutex_lock(&s->mu);
 		for (struct job *j = batch; j;) {
-			struct job *next = j->next; /* j may vanish once done is seen */
-			j->done = 1;
+			struct job *next = j->next; /* j may vanish once its waiter is woken */
+			struct waiter *w = j->waiter;
+			if (--w->left == 0)
+				pthread_cond_signal(&w->cv);
 			j = next;
 		}
-		pthread_cond_broadcast(&s->cv_done);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
 }
 
+#define MANY_STACK 64
+
+void
+store_write_many(struct store *s, struct store_work *w, size_t n)
+{
+	struct job stack_jobs[MANY_STACK], *jobs = stack_jobs;
+	struct waiter wt = {.left = n};
+
+	if (n == 0)
+		return;
+	if (n > MANY_STACK && (jobs = calloc(n, sizeof *jobs)) == NULL) {
+		for (size_t i = 0; i < n; i++)
+			w[i].result = AUTHD_ERR_NOMEM;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		jobs[i] = (struct job){&w[i], &wt, i + 1 < n ? &jobs[i + 1] : NULL};
+	pthread_cond_init(&wt.cv, NULL);
+	pthread_mutex_lock(&s->mu);
+	if (s->stop) {
+		for (size_t i = 0; i < n; i++)
+			w[i].result = AUTHD_ERR_UNAVAILABLE;
+	} else {
+		if (s->tail)
+			s->tail->next = &jobs[0];
+		else
+			s->head = &jobs[0];
+		s->tail = &jobs[n - 1];
+		pthread_cond_signal(&s->cv_work);
+		while (wt.left > 0)
+			pthread_cond_wait(&wt.cv, &s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	pthread_cond_destroy(&wt.cv);
+	if (jobs != stack_jobs)
+		free(jobs);
+}
+
 int
 store_write(struct store *s, store_fn fn, void *arg)
 {
-	struct job j = {fn, arg, 0, 0, NULL};
-	pthread_mutex_lock(&s->mu);
-	if (s->stop) {
-		pthread_mutex_unlock(&s->mu);
-		return AUTHD_ERR_UNAVAILABLE;
-	}
-	if (s->tail)
-		s->tail->next = &j;
-	else
-		s->head = &j;
-	s->tail = &j;
-	pthread_cond_signal(&s->cv_work);
-	while (!j.done)
-		pthread_cond_wait(&s->cv_done, &s->mu);
-	pthread_mutex_unlock(&s->mu);
-	return j.result;
+	struct store_work w = {fn, arg, 0};
+	store_write_many(s, &w, 1);
+	return w.result;
 }
 
 /* ---------------- readers ---------------- */
@@ -296,7 +326,6 @@ store_open_url(const char *url, const char *state_dir, int flags, struct store *
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->readers_mu, NULL);
 	pthread_cond_init(&s->cv_work, NULL);
-	pthread_cond_init(&s->cv_done, NULL);
 	pthread_key_create(&s->reader_key, NULL);
 	int n = url != NULL && url[0] != '\0' ? snprintf(s->url, sizeof s->url, "%s", url)
 	                                      : snprintf(s->url, sizeof s->url, "sqlite:%s/authd.db", state_dir);
@@ -364,7 +393,6 @@ store_close(struct store **sp)
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->readers_mu);
 	pthread_cond_destroy(&s->cv_work);
-	pthread_cond_destroy(&s->cv_done);
 	free(s);
 	*sp = NULL;
 }

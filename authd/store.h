@@ -38,6 +38,17 @@ typedef int (*store_fn)(struct store_tx *tx, void *arg);
 int store_open(const struct config *cfg, struct store **out, char *err, size_t errlen) AUTHD_WUR;
 void store_close(struct store **s);
 int store_write(struct store *s, store_fn fn, void *arg) AUTHD_WUR;
+/*
+ * Runs n functions, in order, like n store_write() calls made back to back
+ * (each in its own savepoint; usually all in one batch) and returns when all
+ * are durable or failed: w[i].result is what store_write() would return.
+ */
+struct store_work {
+	store_fn fn;
+	void *arg;
+	int result;
+};
+void store_write_many(struct store *s, struct store_work *w, size_t n);
 int store_read(struct store *s, store_fn fn, void *arg) AUTHD_WUR;
 /*
  * Opens the store named by url (NULL/"" = sqlite in state_dir), for tools.

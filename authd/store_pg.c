@@ -75,11 +75,17 @@ static const char *const schema_v1[] = {
 	"CREATE UNIQUE INDEX IF NOT EXISTS audit_prev ON audit(prev)",
 };
 
+/* v2 changed only SQLite's physical layout (WITHOUT ROWID tables); nothing to do here. */
+static const char *const schema_v2[] = {
+	"SELECT 1",
+};
+
 static const struct {
 	const char *const *sql;
 	size_t n;
 } migrations[] = {
 	{schema_v1, sizeof schema_v1 / sizeof schema_v1[0]},
+	{schema_v2, sizeof schema_v2 / sizeof schema_v2[0]},
 };
 #define PG_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
 

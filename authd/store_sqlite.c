@@ -7,6 +7,7 @@
  */
 #include "store.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,27 @@ static const char *const schema_v1[] = {
 	" prev TEXT NOT NULL, hash TEXT NOT NULL)",
 };
 
+/*
+ * v2: the tables written on every request become WITHOUT ROWID, so a row and
+ * its key live in one B-tree and a commit writes half the pages (the logical
+ * schema is unchanged; store_pg.c's v2 is empty).
+ */
+#define REBUILD(t, cols)                                                                                            \
+	"CREATE TABLE " t "_v2(" cols ") WITHOUT ROWID", "INSERT INTO " t "_v2 SELECT * FROM " t, "DROP TABLE " t,   \
+	    "ALTER TABLE " t "_v2 RENAME TO " t
+static const char *const schema_v2[] = {
+	REBUILD("decisions", "txn_id TEXT PRIMARY KEY, txn_hash BLOB NOT NULL, result TEXT NOT NULL, reasons TEXT NOT"
+	                     " NULL, challenge_id TEXT NOT NULL, created INTEGER NOT NULL"),
+	REBUILD("approvals", "txn_id TEXT PRIMARY KEY, customer TEXT NOT NULL, account_type INTEGER NOT NULL, currency"
+	                     " TEXT NOT NULL, day INTEGER NOT NULL, amount INTEGER NOT NULL, device_id TEXT NOT NULL,"
+	                     " ts INTEGER NOT NULL"),
+	"CREATE INDEX IF NOT EXISTS approvals_day ON approvals(customer, day, account_type, currency)",
+	REBUILD("devices", "customer TEXT NOT NULL, device_id TEXT NOT NULL, first_seen INTEGER NOT NULL,"
+	                   " PRIMARY KEY(customer, device_id)"),
+	REBUILD("redeemed", "jti TEXT PRIMARY KEY, exp INTEGER NOT NULL, ts INTEGER NOT NULL"),
+};
+#undef REBUILD
+
 enum stmt_id {
 	S_CH_PUT, S_CH_GET, S_CH_CONSUME, S_CH_ATTEMPT, S_CH_KILL,
 	S_DEC_GET, S_DEC_PUT,
@@ -59,6 +81,7 @@ enum stmt_id {
 	S_CRED_ADD, S_CRED_LIST, S_CRED_LIST_ALL, S_CRED_UPDATE, S_CRED_STATE, S_CRED_DEL,
 	S_ENR_PUT, S_ENR_GET, S_ENR_DEL,
 	S_AUDIT_ADD, S_AUDIT_SCAN, S_AUDIT_HEAD,
+	S_TX_BEGIN_W, S_TX_BEGIN_R, S_TX_COMMIT, S_TX_SAVEPOINT, S_TX_RELEASE, S_TX_ROLLBACK_TO,
 	S__COUNT
 };
 
@@ -97,13 +120,118 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_AUDIT_SCAN] = "SELECT seq, ts, type, customer, account, txn_hash, result, reasons, method, jti, actor,"
 	                 " prev, hash FROM audit WHERE seq >= ? ORDER BY seq",
 	[S_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+	/* IMMEDIATE: the write lock is taken now, so batches never interleave. */
+	[S_TX_BEGIN_W] = "BEGIN IMMEDIATE",
+	[S_TX_BEGIN_R] = "BEGIN",
+	[S_TX_COMMIT] = "COMMIT",
+	[S_TX_SAVEPOINT] = "SAVEPOINT job",
+	[S_TX_RELEASE] = "RELEASE job",
+	[S_TX_ROLLBACK_TO] = "ROLLBACK TO job",
+};
+
+/*
+ * WAL checkpoints. A writable connection does not checkpoint inside its
+ * commits (that would stall every request of the batch): once the WAL holds
+ * CKPT_FRAMES frames, a thread with its own connection copies them back
+ * (PASSIVE: it never blocks the writer). Only if the WAL still reaches
+ * CKPT_INLINE_FRAMES does the writer checkpoint itself, which bounds the WAL.
+ */
+#define CKPT_FRAMES 1000
+#define CKPT_INLINE_FRAMES 16000
+
+struct ckpt {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int want, stop;
+	sqlite3 *db;
 };
 
 struct store_conn {
 	sqlite3 *db;
 	sqlite3_stmt *st[S__COUNT];
+	struct ckpt *ckpt; /* writable connections */
 	struct store_conn *next; /* every connection, for closing */
 };
+
+static void *
+ckpt_main(void *arg)
+{
+	struct ckpt *k = arg;
+	pthread_mutex_lock(&k->mu);
+	for (;;) {
+		while (!k->want && !k->stop)
+			pthread_cond_wait(&k->cv, &k->mu);
+		if (k->stop)
+			break;
+		k->want = 0;
+		pthread_mutex_unlock(&k->mu);
+		(void)sqlite3_wal_checkpoint_v2(k->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&k->mu);
+	}
+	pthread_mutex_unlock(&k->mu);
+	return NULL;
+}
+
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct ckpt *k = arg;
+	if (frames >= CKPT_INLINE_FRAMES) {
+		(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	} else if (frames >= CKPT_FRAMES) {
+		pthread_mutex_lock(&k->mu);
+		k->want = 1;
+		pthread_cond_signal(&k->cv);
+		pthread_mutex_unlock(&k->mu);
+	}
+	return SQLITE_OK;
+}
+
+static void
+ckpt_stop(struct ckpt **kp)
+{
+	struct ckpt *k = *kp;
+	if (k == NULL)
+		return;
+	pthread_mutex_lock(&k->mu);
+	k->stop = 1;
+	pthread_cond_signal(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+	pthread_join(k->thread, NULL);
+	sqlite3_close(k->db);
+	pthread_cond_destroy(&k->cv);
+	pthread_mutex_destroy(&k->mu);
+	free(k);
+	*kp = NULL;
+}
+
+static int
+ckpt_start(struct store_conn *c, const char *path)
+{
+	struct ckpt *k = calloc(1, sizeof *k);
+	if (k == NULL)
+		return AUTHD_ERR_NOMEM;
+	if (sqlite3_open_v2(path, &k->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE,
+	                    NULL) != SQLITE_OK) {
+		sqlite3_close(k->db);
+		free(k);
+		return AUTHD_ERR_UNAVAILABLE;
+	}
+	sqlite3_busy_timeout(k->db, 5000);
+	pthread_mutex_init(&k->mu, NULL);
+	pthread_cond_init(&k->cv, NULL);
+	if (pthread_create(&k->thread, NULL, ckpt_main, k) != 0) {
+		sqlite3_close(k->db);
+		pthread_cond_destroy(&k->cv);
+		pthread_mutex_destroy(&k->mu);
+		free(k);
+		return AUTHD_ERR_NOMEM;
+	}
+	c->ckpt = k;
+	sqlite3_wal_hook(c->db, wal_hook, k);
+	return 0;
+}
 
 static int
 conn_open_path(const char *path, int readonly, struct store_conn **out)
@@ -117,10 +245,14 @@ conn_open_path(const char *path, int readonly, struct store_conn **out)
 		goto fail;
 	sqlite3_busy_timeout(c->db, 5000);
 	sqlite3_extended_result_codes(c->db, 1);
+	/* The writer's cache holds the hot index pages across batches (64 MiB); statement journals in memory. */
 	const char *pragmas = readonly ? "PRAGMA query_only = 1;"
 	                               : "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-	                                 " PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
+	                                 " PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;"
+	                                 " PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;";
 	if (sqlite3_exec(c->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	if (!readonly && ckpt_start(c, path) < 0)
 		goto fail;
 	*out = c;
 	return 0;
@@ -133,10 +265,25 @@ fail:
 static void
 sq_conn_close(struct store_conn *c)
 {
+	ckpt_stop(&c->ckpt);
 	for (int i = 0; i < S__COUNT; i++)
 		sqlite3_finalize(c->st[i]);
 	sqlite3_close(c->db);
 	free(c);
+}
+
+static int map_rc(int rc);
+
+/* Runs a prepared statement that returns no rows (transaction control). */
+static int
+conn_exec(struct store_conn *c, enum stmt_id id)
+{
+	if (c->st[id] == NULL &&
+	    sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL) != SQLITE_OK)
+		return AUTHD_ERR_INTERNAL;
+	int rc = sqlite3_step(c->st[id]);
+	sqlite3_reset(c->st[id]);
+	return rc == SQLITE_DONE ? 0 : map_rc(rc);
 }
 
 /* Prepared statement, cached per connection; reset and unbound. */
@@ -847,14 +994,13 @@ exec_sql(struct store_conn *c, const char *sql)
 static int
 sq_begin(struct store_conn *c, int writable)
 {
-	/* IMMEDIATE: the write lock is taken now, so batches never interleave. */
-	return exec_sql(c, writable ? "BEGIN IMMEDIATE" : "BEGIN") < 0 ? AUTHD_ERR_UNAVAILABLE : 0;
+	return conn_exec(c, writable ? S_TX_BEGIN_W : S_TX_BEGIN_R) < 0 ? AUTHD_ERR_UNAVAILABLE : 0;
 }
 
 static int
 sq_commit(struct store_conn *c)
 {
-	int r = exec_sql(c, "COMMIT");
+	int r = conn_exec(c, S_TX_COMMIT);
 	return r < 0 ? AUTHD_ERR_UNAVAILABLE : 0;
 }
 
@@ -868,19 +1014,19 @@ sq_rollback(struct store_conn *c)
 static int
 sq_savepoint(struct store_conn *c)
 {
-	return exec_sql(c, "SAVEPOINT job");
+	return conn_exec(c, S_TX_SAVEPOINT);
 }
 
 static int
 sq_savepoint_release(struct store_conn *c)
 {
-	return exec_sql(c, "RELEASE job");
+	return conn_exec(c, S_TX_RELEASE);
 }
 
 static int
 sq_savepoint_rollback(struct store_conn *c)
 {
-	return exec_sql(c, "ROLLBACK TO job");
+	return conn_exec(c, S_TX_ROLLBACK_TO);
 }
 
 static int
@@ -906,6 +1052,7 @@ static const struct {
 	size_t n;
 } migrations[] = {
 	{schema_v1, sizeof schema_v1 / sizeof schema_v1[0]},
+	{schema_v2, sizeof schema_v2 / sizeof schema_v2[0]},
 };
 #define SQ_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -977,9 +1124,13 @@ sq_rows_scan(struct store_tx *tx, enum store_table_id t, store_row_cb cb, void *
 	char sql[512];
 	sqlite3_stmt *st = NULL;
 	int rc, r = 0;
+	/* Insertion order where there is a rowid; key order for the WITHOUT ROWID tables (schema v2). */
 	snprintf(sql, sizeof sql, "SELECT %s FROM %s ORDER BY rowid", d->cols, d->name);
-	if (sqlite3_prepare_v2(tx->c->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return AUTHD_ERR_INTERNAL;
+	if (sqlite3_prepare_v2(tx->c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(sql, sizeof sql, "SELECT %s FROM %s", d->cols, d->name);
+		if (sqlite3_prepare_v2(tx->c->db, sql, -1, &st, NULL) != SQLITE_OK)
+			return AUTHD_ERR_INTERNAL;
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_row row = {.n = (int)strlen(d->types)};
 		for (int i = 0; i < row.n; i++) {

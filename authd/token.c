@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +21,7 @@
 
 struct token_key {
 	EVP_PKEY *pkey;
+	uint64_t serial; /* unique per process: names the key in per-thread signing caches */
 	int eddsa;
 	char kid[48];
 	json_t *jwk;
@@ -101,7 +105,9 @@ key_from_pkey(EVP_PKEY *pkey, struct token_key **out)
 	struct token_key *k = calloc(1, sizeof *k);
 	if (k == NULL)
 		return AUTHD_ERR_NOMEM;
+	static atomic_uint_fast64_t next_serial = 1;
 	k->pkey = pkey;
+	k->serial = atomic_fetch_add(&next_serial, 1);
 	if (EVP_PKEY_is_a(pkey, "ED25519"))
 		k->eddsa = 1;
 	else if (!EVP_PKEY_is_a(pkey, "EC")) {
@@ -295,38 +301,94 @@ token_keyring_reload(struct token_keyring *kr, const char *alg, char *err, size_
 	return r;
 }
 
+/*
+ * ES256 signing context per thread, set up once per key: creating an
+ * EVP_PKEY_CTX and fetching the algorithm costs about as much as the
+ * signature. It holds its own reference to the key, so a rotation cannot
+ * free the key under it; the serial says when it is stale.
+ */
+struct sign_cache {
+	uint64_t serial;
+	EVP_PKEY_CTX *ctx;
+};
+static pthread_key_t sign_cache_key;
+static pthread_once_t sign_cache_once = PTHREAD_ONCE_INIT;
+
+static void
+sign_cache_free(void *p)
+{
+	struct sign_cache *c = p;
+	if (c != NULL)
+		EVP_PKEY_CTX_free(c->ctx);
+	free(c);
+}
+
+static void
+sign_cache_init(void)
+{
+	(void)pthread_key_create(&sign_cache_key, sign_cache_free);
+}
+
+static EVP_PKEY_CTX *
+es256_ctx(const struct token_key *k)
+{
+	(void)pthread_once(&sign_cache_once, sign_cache_init);
+	struct sign_cache *c = pthread_getspecific(sign_cache_key);
+	if (c == NULL) {
+		if ((c = calloc(1, sizeof *c)) == NULL)
+			return NULL;
+		if (pthread_setspecific(sign_cache_key, c) != 0) {
+			free(c);
+			return NULL;
+		}
+	}
+	if (c->ctx != NULL && c->serial == k->serial)
+		return c->ctx;
+	EVP_PKEY_CTX_free(c->ctx);
+	c->ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+	c->serial = 0;
+	if (c->ctx == NULL || EVP_PKEY_sign_init(c->ctx) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(c->ctx, EVP_sha256()) != 1) {
+		EVP_PKEY_CTX_free(c->ctx);
+		c->ctx = NULL;
+		return NULL;
+	}
+	c->serial = k->serial;
+	return c->ctx;
+}
+
 /* Raw signature (ES256: r||s, 64 bytes; EdDSA: 64 bytes) over msg. */
 static int
 raw_sign(const struct token_key *k, const void *msg, size_t len, uint8_t sig[64])
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	uint8_t der[80];
+	uint8_t der[80], md[32];
 	size_t dl = sizeof der;
 	ECDSA_SIG *es = NULL;
 	int r = AUTHD_ERR_CRYPTO;
 
-	if (md == NULL)
-		return AUTHD_ERR_NOMEM;
-	if (EVP_DigestSignInit(md, NULL, k->eddsa ? NULL : EVP_sha256(), NULL, k->pkey) != 1)
-		goto out;
 	if (k->eddsa) {
+		EVP_MD_CTX *mctx = EVP_MD_CTX_new();
 		size_t sl = 64;
-		if (EVP_DigestSign(md, sig, &sl, msg, len) != 1 || sl != 64)
-			goto out;
-	} else {
-		const uint8_t *p = der;
-		if (EVP_DigestSign(md, der, &dl, msg, len) != 1)
-			goto out;
-		if ((es = d2i_ECDSA_SIG(NULL, &p, (long)dl)) == NULL)
-			goto out;
-		if (BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32) != 32 ||
-		    BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32) != 32)
-			goto out;
+		if (mctx == NULL)
+			return AUTHD_ERR_NOMEM;
+		if (EVP_DigestSignInit(mctx, NULL, NULL, NULL, k->pkey) == 1 &&
+		    EVP_DigestSign(mctx, sig, &sl, msg, len) == 1 && sl == 64)
+			r = 0;
+		EVP_MD_CTX_free(mctx);
+		return r;
 	}
+	EVP_PKEY_CTX *ctx = es256_ctx(k);
+	const uint8_t *p = der;
+	if (ctx == NULL || util_sha256(msg, len, md) < 0 || EVP_PKEY_sign(ctx, der, &dl, md, sizeof md) != 1)
+		goto out;
+	if ((es = d2i_ECDSA_SIG(NULL, &p, (long)dl)) == NULL)
+		goto out;
+	if (BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32) != 32 || BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32) != 32)
+		goto out;
 	r = 0;
 out:
+	OPENSSL_cleanse(md, sizeof md);
 	ECDSA_SIG_free(es);
-	EVP_MD_CTX_free(md);
 	return r;
 }
 

@@ -4,7 +4,10 @@
 # fault-injection mode (AUTHD_FUZZ_FAIL=400) for FAULT_SECONDS each.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]       (default 60 s, every target)
-#   FAULT_SECONDS=30 JOBS=1 BUILD=build-fuzz scripts/fuzz.sh 600
+#   FAULT_SECONDS=30 BUILD=build-fuzz scripts/fuzz.sh 600
+#   RUNS=10000000 FAULT_RUNS=1000000 scripts/fuzz.sh 0 txn rir
+#     (a fixed number of executions per target instead of a time; the time
+#     column then shows how long it took)
 #
 # The corpus each run grows is kept in $BUILD/fuzz/work-<target> (the
 # committed seeds in tests/fuzz/corpus/<target> are only read); crashes are
@@ -37,10 +40,15 @@ run() { # name mode seconds
 	[ "$mode" = faults ] && env=(AUTHD_FUZZ_FAIL=400) && work="$work-faults"
 	mkdir -p "$work"
 	local log="$LOGS/$t-$mode.log"
-	env "${env[@]}" "$BUILD/fuzz/fuzz_$t" -max_total_time="$secs" -seed=1 -max_len=65536 -timeout=25 \
+	local limit=(-max_total_time="$secs") runs=${RUNS:-}
+	[ "$mode" = faults ] && runs=${FAULT_RUNS:-}
+	[ -n "$runs" ] && limit=(-runs="$runs")
+	local t0=$SECONDS
+	env "${env[@]}" "$BUILD/fuzz/fuzz_$t" "${limit[@]}" -seed=1 -max_len=65536 -timeout=25 \
 		-rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$BUILD/fuzz/artifacts/$t-$mode-" \
 		"$work" "tests/fuzz/corpus/$t" >"$log" 2>&1
 	local rc=$?
+	[ -n "$runs" ] && secs=$((SECONDS - t0))
 	local execs cov ft corp
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
@@ -59,7 +67,7 @@ printf '%-14s %-7s %7s %12s %6s %6s %6s  %s\n' target mode time execs cov ft cor
 for t in "${TARGETS[@]}"; do
 	run "$t" plain "$SECONDS_EACH"
 done
-if [ "$FAULT_SECONDS" -gt 0 ]; then
+if [ "$FAULT_SECONDS" -gt 0 ] || [ -n "${FAULT_RUNS:-}" ]; then
 	for t in "${TARGETS[@]}"; do
 		run "$t" faults "$FAULT_SECONDS"
 	done

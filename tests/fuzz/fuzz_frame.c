@@ -174,14 +174,9 @@ skipped_op(const uint8_t *p, size_t n)
 }
 
 static void
-one_frame(const uint8_t *p, size_t n, int frame_err)
+check_reply(const uint8_t *reply, size_t rl)
 {
-	uint8_t *reply = NULL;
-	size_t rl = 0, pl = 0;
-
-	if (p != NULL && skipped_op(p, n))
-		return;
-	ops_handle_frame(&d, &peer, p, n, frame_err, &reply, &rl);
+	size_t pl = 0;
 	if (reply == NULL) {
 		/* Only out of memory may leave no reply. */
 		FUZZ_ASSERT(fuzz_faults_enabled());
@@ -198,7 +193,26 @@ one_frame(const uint8_t *p, size_t n, int frame_err)
 			FUZZ_ASSERT(json_is_string(json_object_get(json_object_get(v, "error"), "code")));
 		json_decref(v);
 	}
+}
+
+static void
+one_frame(const uint8_t *p, size_t n, int frame_err)
+{
+	uint8_t *reply = NULL;
+	size_t rl = 0;
+
+	if (p != NULL && skipped_op(p, n))
+		return;
+	ops_handle_frame(&d, &peer, p, n, frame_err, &reply, &rl);
+	check_reply(reply, rl);
 	free(reply);
+}
+
+static void
+emit_check(void *arg, const uint8_t *reply, size_t rl)
+{
+	(*(size_t *)arg)++;
+	check_reply(reply, rl);
 }
 
 int
@@ -221,21 +235,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((data[0] & 1) == 0) {
 		one_frame(data + 1, size - 1, 0);
 	} else {
+		/* A pipelined stream: the frames a worker takes from one connection at once. */
+		struct ops_frame f[16];
 		const uint8_t *p = data + 1;
-		size_t left = size - 1, pl = 0;
-		for (int k = 0; k < 16 && left > 0; k++) {
+		size_t left = size - 1, pl = 0, n = 0, replies = 0;
+		while (n < 16 && left > 0) {
 			int r = proto_frame_peek(p, left, MAX_FRAME, &pl);
 			if (r == 0)
 				break; /* incomplete: the server waits for more */
 			if (r < 0) {
-				one_frame(NULL, 0, r);
+				f[n++] = (struct ops_frame){NULL, 0, r};
 				break;
 			}
 			FUZZ_ASSERT(pl > 0 && pl <= MAX_FRAME && pl + PROTO_HDR_LEN <= left);
-			one_frame(p + PROTO_HDR_LEN, pl, 0);
+			if (!skipped_op(p + PROTO_HDR_LEN, pl))
+				f[n++] = (struct ops_frame){p + PROTO_HDR_LEN, pl, 0};
 			p += PROTO_HDR_LEN + pl;
 			left -= PROTO_HDR_LEN + pl;
 		}
+		ops_handle_frames(&d, &peer, f, n, emit_check, &replies);
+		FUZZ_ASSERT(replies == n);
 	}
 	fuzz_disarm();
 	return 0;

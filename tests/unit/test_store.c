@@ -54,7 +54,7 @@ test_schema_version(void **state)
 	struct store *s = open_at("fresh.db", STORE_OPEN_NO_MIGRATE);
 	assert_int_equal(store_schema_version(s, &have, &want), 0);
 	assert_int_equal(have, 0);
-	assert_int_equal(want, 1);
+	assert_int_equal(want, 2);
 	store_close(&s);
 	s = open_at("fresh.db", 0);
 	assert_int_equal(store_schema_version(s, &have, &want), 0);
