@@ -205,7 +205,7 @@ group_flush(struct authd *d, struct slot *sl, struct store_work *w, size_t from,
 		uint8_t *out;
 		size_t out_len;
 		slot_end(d, &sl[i], &out, &out_len);
-		emit(arg, out, out_len);
+		emit(arg, out, out_len, i + 1 == to);
 		free(out);
 	}
 }
@@ -225,7 +225,7 @@ ops_handle_frames(struct authd *d, const struct peer *peer, const struct ops_fra
 			uint8_t *out;
 			size_t out_len;
 			ops_handle_frame(d, peer, f[i].payload, f[i].len, f[i].err, &out, &out_len);
-			emit(arg, out, out_len);
+			emit(arg, out, out_len, 1);
 			free(out);
 		}
 		return;

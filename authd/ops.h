@@ -58,14 +58,15 @@ void ops_handle_frame(struct authd *d, const struct peer *peer, const uint8_t *p
  * Every frame a worker took from one connection, in order: requests whose op
  * is split (below) share one store batch (store_write_many); any other op
  * runs alone after everything before it was answered. emit gets each reply
- * frame in request order (NULL when out of memory); it must copy it.
+ * frame in request order (NULL when out of memory); it must copy it. last is
+ * 1 on the final reply of a run: time to send what has been emitted.
  */
 struct ops_frame {
 	const uint8_t *payload; /* NULL: report err (a framing error) */
 	size_t len;
 	int err;
 };
-typedef void (*ops_emit_fn)(void *arg, const uint8_t *reply, size_t len);
+typedef void (*ops_emit_fn)(void *arg, const uint8_t *reply, size_t len, int last);
 void ops_handle_frames(struct authd *d, const struct peer *peer, const struct ops_frame *f, size_t n,
                        ops_emit_fn emit, void *arg);
 

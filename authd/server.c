@@ -193,16 +193,14 @@ schedule(struct server *s, struct conn *c)
 #define TAKE_MAX 64
 
 static void
-emit_reply(void *arg, const uint8_t *reply, size_t len)
+emit_reply(void *arg, const uint8_t *reply, size_t len, int last)
 {
 	struct conn *c = arg;
 	pthread_mutex_lock(&c->mu);
-	if (reply != NULL && !c->dead) {
-		if (append_out(c, reply, len) < 0)
-			c->dead = 1;
-		else
-			flush_out(c->srv, c);
-	}
+	if (reply != NULL && !c->dead && append_out(c, reply, len) < 0)
+		c->dead = 1;
+	if (last && !c->dead)
+		flush_out(c->srv, c);
 	pthread_mutex_unlock(&c->mu);
 }
 

@@ -209,8 +209,9 @@ one_frame(const uint8_t *p, size_t n, int frame_err)
 }
 
 static void
-emit_check(void *arg, const uint8_t *reply, size_t rl)
+emit_check(void *arg, const uint8_t *reply, size_t rl, int last)
 {
+	(void)last;
 	(*(size_t *)arg)++;
 	check_reply(reply, rl);
 }
