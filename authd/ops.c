@@ -153,6 +153,9 @@ slot_end(struct authd *d, struct slot *sl, uint8_t **out, size_t *out_len)
 		if (authd_wire_code(r)[0] == 'i' && ctx->msg[0] != '\0')
 			snprintf(ctx->msg, sizeof ctx->msg, "internal error");
 		reply = proto_reply_err(sl->req.id, r, ctx->msg);
+		/* A message that is not valid UTF-8 cannot be sent: the code alone still is. */
+		if (reply == NULL)
+			reply = proto_reply_err(sl->req.id, r, NULL);
 	}
 	*out = NULL;
 	*out_len = 0;

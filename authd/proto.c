@@ -36,7 +36,11 @@ proto_parse(const uint8_t *payload, size_t len, struct proto_req *req, char *msg
 	/* jansson rejects invalid UTF-8 and \u0000; duplicate keys are refused too. */
 	req->root = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (req->root == NULL) {
-		snprintf(msg, msglen, "invalid JSON: %s at byte %d", jerr.text, jerr.position);
+		/* jansson's text may quote the input, cut mid-character: never echo it unless it is clean. */
+		if (util_is_clean_utf8(jerr.text, strlen(jerr.text)))
+			snprintf(msg, msglen, "invalid JSON: %s at byte %d", jerr.text, jerr.position);
+		else
+			snprintf(msg, msglen, "invalid JSON at byte %d", jerr.position);
 		return AUTHD_ERR_BAD_REQUEST;
 	}
 	if (!json_is_object(req->root)) {

@@ -197,7 +197,8 @@ emit_reply(void *arg, const uint8_t *reply, size_t len, int last)
 {
 	struct conn *c = arg;
 	pthread_mutex_lock(&c->mu);
-	if (reply != NULL && !c->dead && append_out(c, reply, len) < 0)
+	/* No reply (out of memory) would shift every later reply onto the wrong request: close instead. */
+	if (reply == NULL || (!c->dead && append_out(c, reply, len) < 0))
 		c->dead = 1;
 	if (last && !c->dead)
 		flush_out(c->srv, c);
