@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -196,22 +195,15 @@ util_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static EVP_MD *sha256_md;
-
-static void
-sha256_fetch(void)
-{
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
 int
 util_sha256(const void *in, size_t len, uint8_t out[32])
 {
-	/* Fetched once: an implicit fetch per call takes the provider store's locks. */
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	/*
+	 * Implicit fetch: a cached EVP_MD_fetch would leak once a plugin that
+	 * links this file is dlclose'd (its static pointer goes with it).
+	 */
 	unsigned int n = 0;
-	(void)pthread_once(&once, sha256_fetch);
-	if (EVP_Digest(in, len, out, &n, sha256_md ? sha256_md : EVP_sha256(), NULL) != 1 || n != 32)
+	if (EVP_Digest(in, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
 		return AUTHD_ERR_CRYPTO;
 	return 0;
 }
