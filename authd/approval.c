@@ -53,13 +53,17 @@ approval_challenge_json(struct op_ctx *ctx, const struct store_challenge *ch, js
 {
 	char *chal = b64url_encode(ch->challenge, 32);
 	json_t *methods = json_array(), *c = NULL;
-	if (chal == NULL || methods == NULL)
+	/* Our own reference, handed to json_pack with "o" (taken even when packing fails). */
+	json_t *allow_list = allow ? json_incref(allow) : json_array();
+	if (chal == NULL || methods == NULL || allow_list == NULL) {
+		json_decref(allow_list);
 		goto out;
+	}
 	for (size_t i = 0; i < ctx->d->plugins->n; i++)
 		json_array_append_new(methods, json_string(ctx->d->plugins->p[i].api->name));
-	c = json_pack("{s:s,s:I,s:O,s:{s:s,s:s,s:O,s:s,s:I},s:{s:i}}", "id", ch->id, "expires_at",
+	c = json_pack("{s:s,s:I,s:O,s:{s:s,s:s,s:o,s:s,s:I},s:{s:i}}", "id", ch->id, "expires_at",
 	              (json_int_t)ch->expires, "methods", methods, "fido2", "challenge", chal, "rp_id",
-	              ctx->cfg->fido2.rp_id, "allow_credentials", allow ? allow : json_array(), "user_verification",
+	              ctx->cfg->fido2.rp_id, "allow_credentials", allow_list, "user_verification",
 	              ctx->cfg->fido2.user_verification, "timeout_ms",
 	              (json_int_t)((ch->expires - ctx->now) * 1000), "face", "max_images", (int)ctx->cfg->face.max_images);
 out:
