@@ -216,9 +216,10 @@ assess_finish(struct op_ctx *ctx, void *arg, int r, json_t *reply)
 			snprintf(ctx->msg, sizeof ctx->msg, "%s", j->msg);
 		goto out;
 	}
+	/* reasons first: json_object_set_new takes it even when it fails, so it can never leak. */
 	json_t *reasons = json_loads(j->reasons, 0, NULL);
-	if (reasons == NULL || json_object_set_new(reply, "result", json_string(j->result)) != 0 ||
-	    json_object_set_new(reply, "reasons", reasons) != 0) {
+	if (reasons == NULL || json_object_set_new(reply, "reasons", reasons) != 0 ||
+	    json_object_set_new(reply, "result", json_string(j->result)) != 0) {
 		r = AUTHD_ERR_NOMEM;
 		goto out;
 	}
@@ -229,16 +230,17 @@ assess_finish(struct op_ctx *ctx, void *arg, int r, json_t *reply)
 		char *token = NULL;
 		if ((r = approval_token(ctx, &a, &token)) < 0)
 			goto out;
-		json_object_set_new(reply, "token", json_string(token));
+		r = json_object_set_new(reply, "token", json_string(token)) == 0 ? 0 : AUTHD_ERR_NOMEM;
 		free(token);
+		if (r < 0)
+			goto out;
 	} else if (strcmp(j->result, "step_up") == 0) {
 		atomic_fetch_add(&ctx->d->n_step_up, 1);
 		json_t *c = approval_challenge_json(ctx, &j->ch, j->allow);
-		if (c == NULL) {
+		if (c == NULL || json_object_set_new(reply, "challenge", c) != 0) {
 			r = AUTHD_ERR_NOMEM;
 			goto out;
 		}
-		json_object_set_new(reply, "challenge", c);
 	} else
 		atomic_fetch_add(&ctx->d->n_deny, 1);
 	r = 0;

@@ -314,7 +314,10 @@ verify_challenge(struct op_ctx *ctx, const json_t *req, const struct verify_kind
 			snprintf(ctx->msg, sizeof ctx->msg, "challenge expired or already used");
 		goto out;
 	}
-	json_object_set_new(reply, "result", json_string(v.result));
+	if (json_object_set_new(reply, "result", json_string(v.result)) != 0) {
+		r = AUTHD_ERR_NOMEM;
+		goto out;
+	}
 	if (strcmp(v.result, "approved") == 0) {
 		atomic_fetch_add(&ctx->d->n_approved, 1);
 		json_t *reasons = json_loads(v.reasons_text, 0, NULL);
@@ -326,13 +329,17 @@ verify_challenge(struct op_ctx *ctx, const json_t *req, const struct verify_kind
 		json_decref(reasons);
 		if (r < 0)
 			goto out;
-		json_object_set_new(reply, "token", json_string(token));
+		r = json_object_set_new(reply, "token", json_string(token)) == 0 ? 0 : AUTHD_ERR_NOMEM;
 		free(token);
+		if (r < 0)
+			goto out;
 	} else {
 		atomic_fetch_add(&ctx->d->n_rejected, 1);
-		if (strcmp(v.result, "rejected") == 0) {
-			json_object_set_new(reply, "reasons", json_loads(v.reasons_text, 0, NULL));
-			json_object_set_new(reply, "attempts_left", json_integer(v.attempts_left));
+		if (strcmp(v.result, "rejected") == 0 &&
+		    (json_object_set_new(reply, "reasons", json_loads(v.reasons_text, 0, NULL)) != 0 ||
+		     json_object_set_new(reply, "attempts_left", json_integer(v.attempts_left)) != 0)) {
+			r = AUTHD_ERR_NOMEM;
+			goto out;
 		}
 	}
 	r = 0;
