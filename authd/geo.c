@@ -635,7 +635,7 @@ mmdb_country(const struct geo *g, const struct addr *a, char cc[3])
 void
 geo_lookup(const struct geo *g, const char *ip, struct geo_result *res)
 {
-	struct addr a;
+	struct addr a = {0}; /* gcc -O1 cannot see that addr_parse sets it */
 	const char *cc = NULL;
 
 	memset(res, 0, sizeof *res);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,48 @@
 #include "util.h"
 
 static struct authd *g_daemon; /* for the plugin host's config callback */
+
+/*
+ * Connections must never take the file descriptors the store, the plugins
+ * and the log need: once accept() fails with EMFILE the pending connection
+ * stays in the backlog, every peer (well-behaved or not) waits behind it and
+ * the listening socket stays readable. So make the open-file limit cover
+ * max_connections plus a reserve, raising the soft limit towards the hard one
+ * (systemd and shells start services at a soft limit of 1024), and when the
+ * hard limit is too low, lower max_connections to what fits and max_per_peer
+ * in the same proportion, so one peer still cannot take every slot.
+ */
+static void
+fit_fd_limit(struct server_opts *so)
+{
+	struct rlimit rl;
+	rlim_t reserve = 64 + 4 * (rlim_t)so->workers; /* store connections, plugins, log, signalfd... */
+	rlim_t want = (rlim_t)so->max_connections + reserve;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+		return;
+	struct rlimit raised = {rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max,
+	                        rl.rlim_max};
+	if (raised.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &raised) == 0)
+		rl.rlim_cur = raised.rlim_cur;
+	if (rl.rlim_cur >= want)
+		return;
+	unsigned fit = rl.rlim_cur > 2 * reserve ? (unsigned)(rl.rlim_cur - reserve) : (unsigned)(rl.rlim_cur / 2);
+	if (fit == 0)
+		fit = 1;
+	unsigned per_peer = so->max_per_peer;
+	if (per_peer > 1) {
+		unsigned long long scaled = (unsigned long long)per_peer * fit / so->max_connections;
+		per_peer = scaled < 1 ? 1 : scaled < per_peer ? (unsigned)scaled : per_peer;
+	}
+	log_msg(LOG_WARNING,
+	        "open file limit %llu (hard %llu) is too low for max_connections %u: serving at most %u connections, "
+	        "%u per peer (raise LimitNOFILE or ulimit -n to %llu)",
+	        (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, so->max_connections, fit, per_peer,
+	        (unsigned long long)want);
+	so->max_connections = fit;
+	so->max_per_peer = per_peer;
+}
 
 static void
 usage(FILE *f)
@@ -254,6 +297,7 @@ main(int argc, char **argv)
 		.listen_fd = lfd,
 		.reload = reload,
 	};
+	fit_fd_limit(&so);
 	log_msg(LOG_INFO, "authd %s: state %s, store %s, token %s, config %s", AUTHD_VERSION, cfg->server.state_dir,
 	        store_kind(d.store), cfg->token.alg, cfg->path ? cfg->path : "(built-in defaults)");
 	if (server_run(&d, &so) == 0)

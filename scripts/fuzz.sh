@@ -5,6 +5,7 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]       (default 60 s, every target)
 #   FAULT_SECONDS=30 BUILD=build-fuzz scripts/fuzz.sh 600
+#   MODES=faults FAULT_RUNS=1000000 scripts/fuzz.sh 0 jws   (only one of the modes)
 #   RUNS=10000000 FAULT_RUNS=1000000 scripts/fuzz.sh 0 txn rir
 #     (a fixed number of executions per target instead of a time; the time
 #     column then shows how long it took)
@@ -64,10 +65,13 @@ run() { # name mode seconds
 }
 
 printf '%-14s %-7s %7s %12s %6s %6s %6s  %s\n' target mode time execs cov ft corpus result
-for t in "${TARGETS[@]}"; do
-	run "$t" plain "$SECONDS_EACH"
-done
-if [ "$FAULT_SECONDS" -gt 0 ] || [ -n "${FAULT_RUNS:-}" ]; then
+MODES=${MODES:-plain faults}
+if [[ " $MODES " == *" plain "* ]]; then
+	for t in "${TARGETS[@]}"; do
+		run "$t" plain "$SECONDS_EACH"
+	done
+fi
+if [[ " $MODES " == *" faults "* ]] && { [ "$FAULT_SECONDS" -gt 0 ] || [ -n "${FAULT_RUNS:-}" ]; }; then
 	for t in "${TARGETS[@]}"; do
 		run "$t" faults "$FAULT_SECONDS"
 	done

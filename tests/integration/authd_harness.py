@@ -2,6 +2,13 @@
 
 Shared by the integration tests. Uses only Debian's python3 standard library
 (plus PyJWT/cryptography where a test verifies tokens independently).
+
+Under valgrind (scripts/valgrind.sh): AUTHD_VALGRIND=1 runs every authd this
+harness starts, and every authctl / pamtester (with the PAM module and the
+authd-capture helper it runs) the tests start through vg(), under
+`valgrind --tool=memcheck`, one log per process in AUTHD_VALGRIND_DIR
+(default: a fresh temp dir). Timeouts and latency bounds are multiplied by
+SLOW (AUTHD_TIMEOUT_SCALE, default 20 under valgrind, else 1).
 """
 import json
 import os
@@ -10,12 +17,57 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 
 BUILD = os.environ.get("AUTHD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 AUTHD = os.path.join(BUILD, "bin", "authd")
 AUTHCTL = os.path.join(BUILD, "bin", "authctl")
+
+VALGRIND = os.environ.get("AUTHD_VALGRIND", "") not in ("", "0")
+SLOW = float(os.environ.get("AUTHD_TIMEOUT_SCALE") or (20 if VALGRIND else 1))
+# An ASan+UBSan build (build-asan) is several times slower: latency bounds allow for it.
+try:
+    SANITIZED = "libasan" in subprocess.run(["ldd", AUTHD], capture_output=True, text=True, timeout=60).stdout
+except (OSError, subprocess.SubprocessError):
+    SANITIZED = False
+VG_EXIT = 97   # valgrind's exit status when it found an error (not one authd or authctl use)
+VG_SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")
+_vg_dir = []
+
+
+def vg_dir():
+    """Where the valgrind logs go (created on first use)."""
+    if not _vg_dir:
+        d = os.environ.get("AUTHD_VALGRIND_DIR") or tempfile.mkdtemp(prefix="authd-vg-")
+        os.makedirs(d, exist_ok=True)
+        _vg_dir.append(d)
+    return _vg_dir[0]
+
+
+def vg(name, children=False):
+    """The command prefix that runs a program under valgrind memcheck when AUTHD_VALGRIND is set, else [].
+
+    name labels its log: <test file>.<name>.<pid>.log. children: follow exec (the
+    PAM module's authd-capture helper), but not into shell scripts or system tools.
+    """
+    if not VALGRIND:
+        return []
+    test = os.path.splitext(os.path.basename(sys.argv[0] or "python"))[0]
+    args = ["valgrind", "--tool=memcheck", "--leak-check=full", "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite", "--error-exitcode=%d" % VG_EXIT, "--num-callers=40",
+            "--suppressions=" + VG_SUPP, "--log-file=" + os.path.join(vg_dir(), "%s.%s.%%p.log" % (test, name))]
+    if children:
+        args += ["--trace-children=yes", "--trace-children-skip=*.sh,/bin/*,/usr/bin/*,/usr/sbin/*"]
+    else:
+        args += ["--trace-children=no"]
+    return args
+
+
+def authctl_cmd():
+    """argv prefix for authctl (under valgrind with AUTHD_VALGRIND, then with a longer reply timeout)."""
+    return vg("authctl") + [AUTHCTL] + (["--timeout", str(int(30000 * SLOW))] if SLOW > 1 else [])
 
 
 def frame(obj):
@@ -25,6 +77,7 @@ def frame(obj):
 
 class Conn:
     def __init__(self, path, timeout=10):
+        timeout *= SLOW
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.settimeout(timeout)
         self.s.connect(path)
@@ -62,7 +115,7 @@ class Conn:
 
 
 class Daemon:
-    def __init__(self, config=None, tmp=None, env=None):
+    def __init__(self, config=None, tmp=None, env=None, preexec=None):
         self.tmp = tmp or tempfile.mkdtemp(prefix="authd-it-")
         os.chmod(self.tmp, 0o755)
         self.state = os.path.join(self.tmp, "state")
@@ -73,18 +126,20 @@ class Daemon:
             with open(self.config, "w") as f:
                 f.write(config)
         self.env = dict(os.environ, **(env or {}))
+        self.preexec = preexec   # run in the child before exec (e.g. resource limits)
         self.proc = None
         self.log = os.path.join(self.tmp, "authd.log")
 
     def start(self):
-        args = [AUTHD, "--state-dir", self.state, "--socket", self.sock, "--foreground"]
+        args = vg("authd") + [AUTHD, "--state-dir", self.state, "--socket", self.sock, "--foreground"]
         if self.config:
             args += ["--config", self.config]
         self.logf = open(self.log, "a")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=self.logf, env=self.env)
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=self.logf, env=self.env, preexec_fn=self.preexec)
         # The socket is bound before keys, store and plugins load: ready means
         # a health reply, not an accepted connection.
-        for _ in range(1200):
+        deadline = time.monotonic() + 60 * SLOW
+        while time.monotonic() < deadline:
             if os.path.exists(self.sock):
                 try:
                     c = Conn(self.sock, timeout=30)
@@ -97,13 +152,14 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise RuntimeError("authd exited: " + open(self.log).read())
             time.sleep(0.05)
+        self.stop(signal.SIGKILL)   # not left running behind a failed setUp
         raise RuntimeError("authd did not start: " + open(self.log).read())
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(20)
+                self.proc.wait(20 * SLOW)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -117,8 +173,8 @@ class Daemon:
         return Conn(self.sock)
 
     def authctl(self, *args, input=None):
-        return subprocess.run([AUTHCTL, "--socket", self.sock] + list(args), capture_output=True, text=True,
-                              input=input, timeout=60)
+        return subprocess.run(authctl_cmd() + ["--socket", self.sock] + list(args), capture_output=True, text=True,
+                              input=input, timeout=60 * SLOW)
 
     def cleanup(self):
         self.stop()

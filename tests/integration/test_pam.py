@@ -28,7 +28,7 @@ import unittest
 import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
-from authd_harness import BUILD, Conn, Daemon  # noqa: E402
+from authd_harness import BUILD, SLOW, Conn, Daemon, authctl_cmd, vg  # noqa: E402
 
 warnings.simplefilter("ignore", ResourceWarning)
 FACES = os.environ.get("AUTHD_FACES_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
@@ -71,6 +71,13 @@ def asan_runtime():
         if "libasan" in line and "=>" in line:
             return line.split("=>")[1].split()[0]
     return None
+
+
+def tmo(seconds):
+    """A PAM module timeout= value; under valgrind scaled, and long enough for a face verification."""
+    if SLOW > 1:
+        seconds = max(seconds * SLOW, 120)
+    return max(1, min(600, int(seconds)))
 
 
 def subdir(tmp):
@@ -125,7 +132,8 @@ class PamEnv:
         return name
 
     def pamtester(self, service, user, op="authenticate", items=(), timeout=60):
-        cmd = ["pamtester", "-v"]
+        timeout *= SLOW
+        cmd = vg("pamtester", children=True) + ["pamtester", "-v"]
         for it in items:
             cmd += ["-I", it]
         cmd += [service, user, op]
@@ -165,8 +173,8 @@ class TestPamFace(unittest.TestCase):
             shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def svc(self, name, img, extra=""):
-        return self.pam.service(name, "socket=%s methods=face face_source=file:%s timeout=20 %s"
-                                % (self.d.sock, face(img), extra))
+        return self.pam.service(name, "socket=%s methods=face face_source=file:%s timeout=%d %s"
+                                % (self.d.sock, face(img), tmo(20), extra))
 
     def audit(self, subject):
         return audit(self.d, customer=subject)
@@ -187,16 +195,16 @@ class TestPamFace(unittest.TestCase):
             f.write("#!/bin/sh\n[ \"$1\" = --camera ] && [ \"$2\" = 2 ] || exit 1\nexec cat '%s'\n"
                     % face("obama_2.jpg"))
         os.chmod(cam, 0o755)
-        svc = self.pam.service("camera-ok", "socket=%s methods=face face_source=camera:2 capture=%s cue"
-                               % (self.d.sock, cam))
+        svc = self.pam.service("camera-ok", "socket=%s methods=face face_source=camera:2 capture=%s cue timeout=%d"
+                               % (self.d.sock, cam, tmo(30)))
         rc, out, _ = self.pam.pamtester(svc, "alice")
         self.assertEqual(rc, 0, out)
         self.assertIn("Please look at the camera.", out)
         # No camera: the real helper fails, so there is no proof and no success.
         helper = os.path.join(BUILD, "bin", "authd-capture")
         if os.path.exists(helper):
-            svc = self.pam.service("camera-none", "socket=%s methods=face face_source=camera:63 capture=%s timeout=3"
-                                   % (self.d.sock, os.path.abspath(helper)))
+            svc = self.pam.service("camera-none", "socket=%s methods=face face_source=camera:63 capture=%s timeout=%d"
+                                   % (self.d.sock, os.path.abspath(helper), tmo(3)))
             rc, out, _ = self.pam.pamtester(svc, "alice")
             self.assertNotEqual(rc, 0)
             self.assertIn(MSG["AUTH_ERR"], out)
@@ -309,7 +317,7 @@ class TestPamFace(unittest.TestCase):
             self.assertNotEqual(rc, 0)
             self.assertIn(MSG["AUTHINFO_UNAVAIL"], out)
             self.assertGreaterEqual(elapsed, 1.5)
-            self.assertLess(elapsed, 10, "timeout=2 not honoured")
+            self.assertLess(elapsed, 10 * SLOW, "timeout=2 not honoured")
         finally:
             stop.set()
             t.join()
@@ -329,8 +337,8 @@ class TestPamStopped(unittest.TestCase):
         try:
             self.assertEqual(d.authctl("staff", "enroll-face", "--user", "alice", face("obama_1.jpg")).returncode, 0)
             pam = PamEnv(tmp)
-            svc = pam.service("stop", "socket=%s methods=face face_source=file:%s timeout=3"
-                              % (d.sock, face("obama_2.jpg")))
+            svc = pam.service("stop", "socket=%s methods=face face_source=file:%s timeout=%d"
+                              % (d.sock, face("obama_2.jpg"), tmo(3)))
             rc, out, _ = pam.pamtester(svc, "alice")
             self.assertEqual(rc, 0, out)
             d.stop()
@@ -374,13 +382,14 @@ class TestPamFido2(unittest.TestCase):
         asan = asan_runtime()
         if asan:
             env["LD_PRELOAD"] = asan + ":" + env["LD_PRELOAD"]
-        p = subprocess.run([os.path.join(BUILD, "bin", "authctl"), "--socket", self.d.sock, "staff", "enroll-fido2",
-                            "--user", user], capture_output=True, text=True, env=env, timeout=60)
+        p = subprocess.run(authctl_cmd() + ["--socket", self.d.sock, "staff", "enroll-fido2", "--user", user],
+                           capture_output=True, text=True, env=env, timeout=60 * SLOW)
         self.assertEqual(p.returncode, 0, p.stderr + p.stdout)
         self.assertIn("enrolled staff:%s fido2 credential" % user, p.stdout)
 
     def login(self, user, key, extra=""):
-        svc = self.pam.service("fido2-" + key.lower(), "socket=%s methods=fido2 timeout=5 cue %s" % (self.d.sock, extra))
+        svc = self.pam.service("fido2-" + key.lower(), "socket=%s methods=fido2 timeout=%d cue %s"
+                               % (self.d.sock, tmo(5), extra))
         saved = self.pam.env
         self.pam.env = self.key_env(key, saved)
         try:
@@ -470,8 +479,8 @@ class TestFourEyes(unittest.TestCase):
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def step_up(self, user, img):
-        svc = self.pam.service("stepup-" + user, "socket=%s methods=face face_source=file:%s timeout=20"
-                               % (self.d.sock, face(img)))
+        svc = self.pam.service("stepup-" + user, "socket=%s methods=face face_source=file:%s timeout=%d"
+                               % (self.d.sock, face(img), tmo(20)))
         rc, out, _ = self.pam.pamtester(svc, user)
         self.assertEqual(rc, 0, out)
 
@@ -531,12 +540,12 @@ class TestFourEyes(unittest.TestCase):
         if asan_runtime():
             pre.insert(0, asan_runtime())
         env = dict(os.environ, AUTHD_SOFTDEV_STATE=state, LD_PRELOAD=":".join(pre))
-        p = subprocess.run([os.path.join(BUILD, "bin", "authctl"), "--socket", self.d.sock, "staff", "enroll-fido2",
-                            "--user", "bin"], user=2, group=2, env=env, capture_output=True, text=True, timeout=60)
+        p = subprocess.run(authctl_cmd() + ["--socket", self.d.sock, "staff", "enroll-fido2", "--user", "bin"],
+                           user=2, group=2, env=env, capture_output=True, text=True, timeout=60 * SLOW)
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)      # bin may not add their own key alone
         m = re.search(r"pending action (pa_[A-Za-z0-9_-]+)", p.stderr)
         self.assertTrue(m, p.stderr)
-        login = self.pam.service("f2-bin", "socket=%s methods=fido2 timeout=5" % self.d.sock)
+        login = self.pam.service("f2-bin", "socket=%s methods=fido2 timeout=%d" % (self.d.sock, tmo(5)))
         penv = dict(self.pam.env, AUTHD_SOFTDEV_STATE=state, LD_PRELOAD=self.pam.env["LD_PRELOAD"] + ":" + SOFTDEV)
         saved, self.pam.env = self.pam.env, penv
         try:

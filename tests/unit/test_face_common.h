@@ -167,9 +167,9 @@ tf_req_raw(size_t n, const uint8_t *const *bufs, const size_t *lens)
 static char *
 tf_req_files(const char *first, ...)
 {
-	const uint8_t *bufs[8];
+	const uint8_t *bufs[8] = {0}; /* zeroed: gcc -O1 warns otherwise */
 	uint8_t *owned[8];
-	size_t lens[8], n = 0;
+	size_t lens[8] = {0}, n = 0;
 	va_list ap;
 	va_start(ap, first);
 	for (const char *f = first; f != NULL && n < 8; f = va_arg(ap, const char *)) {
@@ -177,6 +177,8 @@ tf_req_files(const char *first, ...)
 		bufs[n] = owned[n];
 		if (owned[n] == NULL) {
 			va_end(ap);
+			while (n > 0)
+				free(owned[--n]);
 			return NULL;
 		}
 		n++;
