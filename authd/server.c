@@ -76,7 +76,13 @@ struct server {
 	pthread_mutex_t attn_mu;
 	struct conn *attn;
 	struct conn *grave; /* dropped this loop turn; unref'd after the event batch */
+	uint64_t accept_resume_ns; /* accepting paused until then (out of descriptors); 0: not paused */
+	uint64_t accept_warned_ns; /* last warning about it */
+	unsigned accept_pauses;    /* since that warning */
 };
+
+/* Out of descriptors (or kernel memory): how long accepting pauses before trying again. */
+#define ACCEPT_PAUSE_NS 100000000ull
 
 static void
 conn_ref(struct conn *c)
@@ -417,13 +423,55 @@ conn_read(struct server *s, struct conn *c)
 	conn_review(s, c);
 }
 
+/*
+ * accept4 failing for want of descriptors or memory leaves the connection in
+ * the backlog and the level-triggered listening socket readable: retrying at
+ * once would spin. Stop watching the socket for ACCEPT_PAUSE_NS instead (the
+ * pending peers wait in the backlog and are served once descriptors free up),
+ * with one warning per minute at most.
+ */
+static void
+accept_pause(struct server *s, int err)
+{
+	uint64_t now = util_mono_ns();
+	(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
+	s->accept_resume_ns = now + ACCEPT_PAUSE_NS;
+	s->accept_pauses++;
+	if (s->accept_warned_ns == 0 || now - s->accept_warned_ns > 60000000000ull) {
+		log_msg(LOG_WARNING,
+		        "cannot accept connections: %s (%u open); accept paused for %llu ms at a time (%u pauses in the "
+		        "last minute)",
+		        strerror(err), s->n_conns, ACCEPT_PAUSE_NS / 1000000ull, s->accept_pauses);
+		s->accept_warned_ns = now;
+		s->accept_pauses = 0;
+	}
+}
+
+static void
+accept_resume(struct server *s, uint64_t now)
+{
+	if (s->accept_resume_ns == 0 || now < s->accept_resume_ns)
+		return;
+	s->accept_resume_ns = 0;
+	if (s->stopping)
+		return;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->lfd};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) != 0) {
+		log_msg(LOG_ERR, "cannot watch the listening socket again: %s", strerror(errno));
+		s->accept_resume_ns = now + ACCEPT_PAUSE_NS;
+	}
+}
+
 static void
 conn_accept(struct server *s)
 {
 	for (;;) {
 		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				accept_pause(s, errno);
 			return;
+		}
 		struct ucred cred;
 		socklen_t cl = sizeof cred;
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
@@ -565,7 +613,7 @@ server_listen(const char *path, int *out)
 	mode_t old = umask(0111); /* 0666: access is decided by SO_PEERCRED, before any parsing */
 	int r = bind(fd, (struct sockaddr *)&sa, sizeof sa);
 	umask(old);
-	if (r != 0 || listen(fd, 1024) != 0) {
+	if (r != 0 || listen(fd, SOMAXCONN) != 0) {
 		log_msg(LOG_ERR, "cannot listen on %s: %s", path, strerror(errno));
 		close(fd);
 		return AUTHD_ERR_IO;
@@ -626,7 +674,13 @@ server_run(struct authd *d, const struct server_opts *o)
 	uint64_t last_sweep = util_mono_ns();
 	for (;;) {
 		struct epoll_event evs[128];
-		int n = epoll_wait(s.epfd, evs, 128, 250);
+		int wait_ms = 250;
+		if (s.accept_resume_ns != 0) {
+			uint64_t now = util_mono_ns();
+			wait_ms = now >= s.accept_resume_ns ? 0 : (int)((s.accept_resume_ns - now) / 1000000ull) + 1;
+			wait_ms = wait_ms < 250 ? wait_ms : 250;
+		}
+		int n = epoll_wait(s.epfd, evs, 128, wait_ms);
 		if (n < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < n; i++) {
@@ -667,6 +721,7 @@ server_run(struct authd *d, const struct server_opts *o)
 		}
 		bury(&s);
 		uint64_t now = util_mono_ns();
+		accept_resume(&s, now);
 		if (now - last_sweep > 1000000000ull) {
 			sweep_timeouts(&s);
 			last_sweep = now;

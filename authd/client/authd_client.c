@@ -61,17 +61,33 @@ authd_client_connect(const char *path, int timeout_ms, struct authd_client **out
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return E_IO;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+	/*
+	 * A non-blocking connect on a Unix socket either completes or fails:
+	 * EAGAIN means the daemon's backlog is full and nothing was connected
+	 * (unlike TCP's EINPROGRESS). Retry, backing off from 1 ms to 50 ms,
+	 * until the timeout: a daemon busy accepting a flood serves us soon.
+	 */
+	int budget_ms = timeout_ms > 0 ? timeout_ms : 30000;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (long pause_us = 1000;; pause_us = pause_us < 50000 ? pause_us * 2 : 50000) {
+		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+			break;
 		int e = errno;
-		if (e != EINPROGRESS && e != EAGAIN) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long spent_ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+		if (e == EISCONN)
+			break;
+		if (e == EINTR)
+			continue;
+		if (e != EAGAIN || spent_ms >= budget_ms) {
 			close(fd);
 			errno = e;
 			return E_UNAVAILABLE;
 		}
-		if (wait_fd(fd, POLLOUT, timeout_ms > 0 ? timeout_ms : 30000) < 0) {
-			close(fd);
-			return E_UNAVAILABLE;
-		}
+		struct timespec ts = {0, pause_us * 1000};
+		nanosleep(&ts, NULL);
 	}
 	struct authd_client *c = calloc(1, sizeof *c);
 	if (c == NULL) {

@@ -80,7 +80,17 @@ class Conn:
         timeout *= SLOW
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.settimeout(timeout)
-        self.s.connect(path)
+        # EAGAIN: the daemon's backlog is full, nothing connected; retry like libauthd-client does
+        deadline, pause = time.monotonic() + timeout, 0.001
+        while True:
+            try:
+                self.s.connect(path)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
         self.n = 0
 
     def send(self, obj):

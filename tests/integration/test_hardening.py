@@ -625,6 +625,68 @@ class FloodTest(unittest.TestCase):
         self.assertLessEqual(fit, limit - 64)
         self.assertLess(per_peer, fit)
 
+    def test_out_of_descriptors_pauses_accept(self):
+        """The fd limit lowered on the running daemon (prlimit), below what its connections hold: accept4
+        fails with EMFILE. authd must not spin on the still-readable listening socket; it pauses accepting,
+        says so in its log, and serves the waiting peers once descriptors are free again."""
+        d = Daemon(FLOOD_CONF)
+        self.addCleanup(d.cleanup)
+        d.start()
+        pid = d.proc.pid
+        time.sleep(0.3 * SLOW)
+        _, fd0 = proc_usage(pid)
+        held = []
+        for _ in range(40):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(d.sock)
+            held.append(s)
+        time.sleep(0.5 * SLOW)
+        old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        try:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (fd0 + 20, old[1]))   # below the fds it holds now
+            waiting = []
+            for _ in range(20):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.setblocking(False)
+                try:
+                    s.connect(d.sock)         # into the backlog: authd cannot accept it
+                except BlockingIOError:
+                    pass
+                waiting.append(s)
+            time.sleep(0.5 * SLOW)
+            cpu0 = cpu_seconds(pid)
+            time.sleep(2.0)
+            cpu_idle = cpu_seconds(pid) - cpu0
+            print("\nout of descriptors: %.2f s of CPU in 2 s" % cpu_idle, file=sys.stderr)
+            self.assertLess(cpu_idle, 0.3 * SLOW * (2 if SANITIZED else 1),
+                            "authd used %.2f s of CPU in 2 s while out of descriptors" % cpu_idle)
+            self.assertIn("cannot accept connections: Too many open files", open(d.log).read())
+            # descriptors free again: the waiting peers are accepted and served
+            for s in held:
+                s.close()
+            t0 = time.time()
+            c = waiting[0]
+            c.setblocking(True)
+            c.settimeout(10 * SLOW)
+            body = json.dumps({"v": 1, "id": "w", "op": "health"}).encode()
+            c.sendall(struct.pack(">I", len(body)) + body)
+            hdr = b""
+            while len(hdr) < 4:
+                chunk = c.recv(4 - len(hdr))
+                self.assertTrue(chunk, "closed without a reply")
+                hdr += chunk
+            (n,) = struct.unpack(">I", hdr)
+            data = b""
+            while len(data) < n:
+                data += c.recv(n - len(data))
+            self.assertTrue(json.loads(data)["ok"])
+            self.assertLess(time.time() - t0, 5 * SLOW)
+            for s in waiting:
+                s.close()
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+        self.assertTrue(d.conn().call("health")["ok"])
+
 
 # ---------------------------------------------------------------- crash safety
 
