@@ -22,7 +22,11 @@ struct authd_client;
 /* $AUTHD_SOCKET, else /run/authd/authd.sock. Lent. */
 const char *authd_client_default_socket(void);
 
-/* Connects; timeout_ms bounds connect and every later send/receive (0: 30 s). */
+/*
+ * Connects; timeout_ms bounds connect and every later send/receive (0: 30 s).
+ * A full listen backlog (the daemon busy accepting) is retried until then;
+ * a missing socket or a refused connection fails at once (-10).
+ */
 int authd_client_connect(const char *path, int timeout_ms, struct authd_client **out);
 void authd_client_free(struct authd_client **c);
 
