@@ -27,6 +27,14 @@
 
 #define READ_CHUNK 65536
 #define OUT_PAUSE (4u << 20) /* stop reading a connection whose replies pile up */
+/*
+ * Bytes of requests read but not yet done: reading a connection pauses when
+ * its own reach QUEUE_CONN (or one max_frame, if larger) or everyone's reach
+ * QUEUE_ALL, and resumes below half. Without this, 256 queued frames of
+ * 8 MiB each on every connection could take all the machine's memory.
+ */
+#define QUEUE_CONN ((size_t)16 << 20)
+#define QUEUE_ALL ((size_t)256 << 20)
 
 struct pending {
 	uint8_t *payload; /* NULL: a framing error to report (err) */
@@ -45,13 +53,16 @@ struct conn {
 	uint8_t *in;
 	size_t in_len, in_cap;
 	uint64_t last_ns, partial_ns;
+	uint64_t held_ns; /* when reading was paused (back-pressure): the peer's clocks stop meanwhile */
 	int registered;
 	struct conn *prev_all, *next_all;
 	/* under mu */
 	struct pending *q_head, *q_tail;
 	size_t q_n;
+	size_t q_bytes;   /* payload bytes queued or being worked on */
 	uint8_t *out;
 	size_t out_len, out_off, out_cap;
+	uint64_t out_ns;  /* replies blocked (EAGAIN) since, or last sent some of them */
 	int scheduled;    /* queued for or held by a worker */
 	int read_closed;  /* peer sent EOF or a fatal framing error: no more requests */
 	int dead;         /* write failed: drop everything */
@@ -78,6 +89,8 @@ struct server {
 	struct conn *grave; /* dropped this loop turn; unref'd after the event batch */
 	uint64_t accept_resume_ns; /* accepting paused until then (out of descriptors); 0: not paused */
 	uint64_t accept_warned_ns; /* last warning about it */
+	atomic_size_t q_bytes;     /* every connection's q_bytes */
+	uint64_t queue_warned_ns;  /* last warning about QUEUE_ALL */
 	unsigned accept_pauses;    /* since that warning */
 };
 
@@ -100,6 +113,7 @@ conn_unref(struct conn *c)
 		util_free_secret(&p->payload, p->len);
 		free(p);
 	}
+	atomic_fetch_sub(&c->srv->q_bytes, c->q_bytes);
 	close(c->fd);
 	util_free_secret(&c->in, c->in_cap);
 	util_free_secret(&c->out, c->out_cap);
@@ -134,15 +148,19 @@ need_attention(struct server *s, struct conn *c)
 static void
 flush_out(struct server *s, struct conn *c)
 {
+	int progressed = 0;
 	while (c->out_off < c->out_len && !c->dead) {
 		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			c->out_off += (size_t)n;
+			progressed = 1;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (progressed || !c->want_out)
+				c->out_ns = util_mono_ns();
 			if (!c->want_out) {
 				c->want_out = 1;
 				epoll_set(s, c, !c->paused && !c->read_closed, 1);
@@ -249,12 +267,16 @@ worker_main(void *arg)
 
 		if (!dead)
 			ops_handle_frames(s->d, &c->peer, f, n, emit_reply, c);
+		size_t done_bytes = 0;
 		for (size_t i = 0; i < n; i++) {
+			done_bytes += taken[i]->len;
 			util_free_secret(&taken[i]->payload, taken[i]->len);
 			free(taken[i]);
 		}
 
 		pthread_mutex_lock(&c->mu);
+		c->q_bytes -= done_bytes;
+		atomic_fetch_sub(&s->q_bytes, done_bytes);
 		c->scheduled = 0;
 		if (!c->dead && c->q_head != NULL)
 			schedule(s, c);
@@ -298,6 +320,12 @@ bury(struct server *s)
 	}
 }
 
+static size_t
+queue_conn_limit(const struct server *s)
+{
+	return s->o->max_frame > QUEUE_CONN ? s->o->max_frame : QUEUE_CONN;
+}
+
 /* I/O thread: decide whether a connection is finished or may read again. */
 static void
 conn_review(struct server *s, struct conn *c)
@@ -308,9 +336,14 @@ conn_review(struct server *s, struct conn *c)
 	int idle = !c->scheduled && c->q_head == NULL && c->out_len == 0;
 	int finished = c->dead || (c->read_closed && idle);
 	if (!finished && c->paused && c->q_n < s->o->max_inflight / 2 && c->out_len < OUT_PAUSE / 2 &&
-	    !s->stopping) {
+	    c->q_bytes < queue_conn_limit(s) / 2 && atomic_load(&s->q_bytes) < QUEUE_ALL / 2 && !s->stopping) {
 		c->paused = 0;
 		epoll_set(s, c, !c->read_closed, c->want_out);
+		/* time spent paused by authd counts neither as idle nor against a partial frame */
+		uint64_t now = util_mono_ns(), held = now > c->held_ns ? now - c->held_ns : 0;
+		if (c->partial_ns)
+			c->partial_ns += held;
+		c->last_ns = now;
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (finished)
@@ -335,10 +368,20 @@ enqueue(struct server *s, struct conn *c, uint8_t *payload, size_t len, int err)
 			c->q_head = p;
 		c->q_tail = p;
 		c->q_n++;
+		c->q_bytes += len;
+		size_t all = atomic_fetch_add(&s->q_bytes, len) + len;
 		schedule(s, c);
-		if (c->q_n >= s->o->max_inflight || c->out_len >= OUT_PAUSE) {
+		if (c->q_n >= s->o->max_inflight || c->out_len >= OUT_PAUSE || c->q_bytes >= queue_conn_limit(s) ||
+		    all >= QUEUE_ALL) {
 			c->paused = 1;
 			epoll_set(s, c, 0, c->want_out);
+			uint64_t now = util_mono_ns();
+			c->held_ns = now;
+			if (all >= QUEUE_ALL && (s->queue_warned_ns == 0 || now - s->queue_warned_ns > 60000000000ull)) {
+				log_msg(LOG_WARNING, "requests waiting for workers hold %zu MiB: pausing reads until below %zu MiB",
+				        all >> 20, (QUEUE_ALL / 2) >> 20);
+				s->queue_warned_ns = now;
+			}
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -356,12 +399,23 @@ conn_read(struct server *s, struct conn *c)
 		if (stop)
 			break;
 		if (c->in_cap - c->in_len < READ_CHUNK) {
-			size_t cap = c->in_len + READ_CHUNK;
-			uint8_t *n = realloc(c->in, cap);
+			/*
+			 * Double (a big frame costs O(size) copies, not one per
+			 * chunk), up to what one incomplete frame plus a chunk needs.
+			 * Not realloc: the old buffer may hold an image; it is wiped.
+			 */
+			size_t cap = c->in_cap * 2 > c->in_len + READ_CHUNK ? c->in_cap * 2 : c->in_len + READ_CHUNK;
+			size_t most = s->o->max_frame + PROTO_HDR_LEN + READ_CHUNK;
+			if (cap > most)
+				cap = most > c->in_len + READ_CHUNK ? most : c->in_len + READ_CHUNK;
+			uint8_t *n = malloc(cap);
 			if (n == NULL) {
 				conn_drop(s, c);
 				return;
 			}
+			if (c->in_len > 0)
+				memcpy(n, c->in, c->in_len);
+			util_free_secret(&c->in, c->in_cap);
 			c->in = n;
 			c->in_cap = cap;
 		}
@@ -531,8 +585,17 @@ sweep_timeouts(struct server *s)
 		n = c->next_all;
 		pthread_mutex_lock(&c->mu);
 		int idle = !c->scheduled && c->q_head == NULL && c->out_len == 0;
+		int paused = c->paused; /* authd stopped reading it: its clocks wait (conn_review) */
+		int stalled = c->want_out && c->out_len > 0 && !c->dead && now > c->out_ns &&
+		              now - c->out_ns > (uint64_t)s->o->idle_timeout * 1000000000ull;
 		pthread_mutex_unlock(&c->mu);
-		if (c->partial_ns && now - c->partial_ns > (uint64_t)s->o->frame_timeout * 1000000000ull) {
+		if (stalled) {
+			log_msg(LOG_INFO, "closing connection of uid %u: replies not read for %us", (unsigned)c->peer.uid,
+			        s->o->idle_timeout);
+			conn_drop(s, c);
+		} else if (paused)
+			conn_review(s, c); /* also resumes one paused by everyone's queue (QUEUE_ALL), not its own */
+		else if (c->partial_ns && now - c->partial_ns > (uint64_t)s->o->frame_timeout * 1000000000ull) {
 			log_msg(LOG_INFO, "closing connection of uid %u: frame not completed in %us", (unsigned)c->peer.uid,
 			        s->o->frame_timeout);
 			conn_drop(s, c);

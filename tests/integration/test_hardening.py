@@ -34,7 +34,7 @@ import unittest
 import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
-from authd_harness import SANITIZED, SLOW, VALGRIND, Conn, Daemon, authctl_cmd, txn  # noqa: E402
+from authd_harness import SANITIZED, SLOW, VALGRIND, Conn, Daemon, authctl_cmd, frame, txn  # noqa: E402
 from test_daemon import txn_hash  # noqa: E402
 from test_stepup import Key, b64u, business_txn  # noqa: E402
 
@@ -359,6 +359,28 @@ class LimitsTest(unittest.TestCase):
         self.assertGreater(took, 8)
         self.assertLess(took, 15 * SLOW, "partial frame held for %.1f s" % took)
 
+    def test_replies_never_read_closed(self):
+        """A peer that pipelines requests and never reads the replies: once its socket buffer is full and
+        nothing more can be sent for idle_timeout (3 s here), authd closes the connection instead of holding
+        it and its buffered replies forever."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(30 * SLOW)
+        s.connect(self.d.sock)
+        body = json.dumps({"v": 1, "id": "j", "op": "jwks"}).encode()
+        s.sendall((struct.pack(">I", len(body)) + body) * 3000)
+        time.sleep(3 + 2 + 2 * SLOW)        # idle_timeout + the 1 s sweep + slack
+        self.assertIn("replies not read for 3s", open(self.d.log).read())
+        data, t0 = b"", time.time()
+        while time.time() - t0 < 20 * SLOW:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertGreater(len(data), 0)          # what was already in the socket buffer
+        self.assertTrue(self.d.conn().call("health")["ok"])
+
     def test_idle_timeout(self):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(20 * SLOW)
@@ -373,6 +395,82 @@ class LimitsTest(unittest.TestCase):
         self.assertEqual(data, b"")
         self.assertGreater(took, 2)
         self.assertLess(took, 8 * SLOW, "idle connection held for %.1f s (idle_timeout = 3)" % took)
+
+
+class QueueLimitTest(unittest.TestCase):
+    def test_queued_request_bytes_are_bounded(self):
+        """Clients that send big frames faster than the workers parse them: authd stops reading once the
+        requests waiting for workers hold 16 MiB on a connection or 256 MiB in all, instead of queueing up
+        to 256 frames of up to max_frame (8 MiB) on every connection. Every request is still answered."""
+        d = Daemon("[server]\nworkers = 1\n[policy]\nnew_device = off\n")
+        self.addCleanup(d.cleanup)
+        d.start()
+        pid = d.proc.pid
+        rss0, _ = proc_usage(pid)
+        n_conns, n_frames = 24, 12
+        pad = "\\u00e9" * (600 * 1024)         # 3.6 MiB of JSON escapes: slow to parse
+        frames = [frame(('{"v":1,"id":"q%d","op":"health","pad":"%s"}' % (i, pad)).encode()) for i in range(n_frames)]
+        peak = [rss0]
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                try:
+                    peak[0] = max(peak[0], proc_usage(pid)[0])
+                except OSError:
+                    return
+                time.sleep(0.02)
+        w = threading.Thread(target=watch)
+        w.start()
+        # one process per connection: in one Python process the GIL shared by 48 threads made the clients
+        # themselves too slow to finish a frame within authd's 10 s partial-frame limit
+        children = []
+        for k in range(n_conns):
+            r, wfd = os.pipe()
+            pid_k = os.fork()
+            if pid_k == 0:
+                os.close(r)
+                out = []
+                try:
+                    c = Conn(d.sock, timeout=300)
+                    t = threading.Thread(target=lambda: [c.s.sendall(f) for f in frames])
+                    t.start()
+                    got = [c.recv() for _ in range(n_frames)]
+                    t.join()
+                    out = [g.get("id") for g in got if g and g.get("ok")]
+                except Exception as e:  # noqa: BLE001 - reported to the parent
+                    out = ["%s: %s" % (type(e).__name__, e)]
+                os.write(wfd, json.dumps(out).encode())
+                os._exit(0)
+            os.close(wfd)
+            children.append((pid_k, r))
+        results = []
+        for pid_k, r in children:
+            data = b""
+            while True:
+                chunk = os.read(r, 65536)
+                if not chunk:
+                    break
+                data += chunk
+            os.close(r)
+            os.waitpid(pid_k, 0)
+            results.append(json.loads(data or b"[]"))
+        done.set()
+        w.join()
+        sent = n_conns * n_frames * len(frames[0]) >> 20
+        print("\nqueued bytes: %d connections x %d frames of %.1f MiB (%d MiB sent) with one worker: authd RSS "
+              "%d -> peak %d kB (+%d MiB)" % (n_conns, n_frames, len(frames[0]) / 1048576, sent, rss0, peak[0],
+                                                (peak[0] - rss0) >> 10), file=sys.stderr)
+        log = open(d.log).read()
+        for r in results:
+            self.assertEqual(r, ["q%d" % i for i in range(n_frames)], log[-3000:])
+        if not VALGRIND:
+            # 256 MiB of queue, plus each connection's read buffer and the frame being parsed
+            bound = (256 + n_conns * 4 + 96) * 1024
+            if SANITIZED:
+                bound += 256 * 1024       # ASan's quarantine of freed memory
+            self.assertLess(peak[0] - rss0, bound)
+        self.assertIn("requests waiting for workers hold", log)
 
 
 # ---------------------------------------------------------------- connection flood
