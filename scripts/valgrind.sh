@@ -35,6 +35,7 @@ if [[ -z ${SCAN_ONLY:-} ]]; then
     -DAUTHD_VALGRIND=ON "-DAUTHD_VALGRIND_DIR=$logs" -DAUTHD_VALGRIND_TIMEOUT_SCALE=20
   rm -rf "$logs"
   mkdir -p "$logs"
+  chmod 1777 "$logs"   # programs run under other uids (staff, peers) log here too
   t0=$(date +%s)
   ctest --test-dir "$build" -L integration ${1:+-R "$1"} --output-on-failure -j"${JOBS:-1}" || rc=$?
   echo "valgrind.sh: ctest finished in $(( $(date +%s) - t0 )) s (status $rc)"

@@ -42,6 +42,7 @@ def vg_dir():
     if not _vg_dir:
         d = os.environ.get("AUTHD_VALGRIND_DIR") or tempfile.mkdtemp(prefix="authd-vg-")
         os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o1777)   # programs the tests run under other uids (staff, peers) log here too
         _vg_dir.append(d)
     return _vg_dir[0]
 

@@ -401,7 +401,9 @@ class StoreTools(unittest.TestCase):
         db = "copy_%d" % (int(time.time() * 1000) % 10000000)
         psql("CREATE DATABASE %s" % db, db="postgres")
         target = PG["url"].replace("/authd?", "/%s?" % db)
-        d = Daemon("[policy]\nnew_device = off\n").start()
+        # the challenge must outlive the copy and a second start (minutes under valgrind)
+        ttl = "\n[fido2]\nchallenge_ttl = 3600\n"
+        d = Daemon("[policy]\nnew_device = off\n" + ttl).start()
         try:
             c = d.conn()
             key = Key()
@@ -433,7 +435,7 @@ class StoreTools(unittest.TestCase):
                              subprocess.run(["sqlite3", os.path.join(d.state, "authd.db"), "SELECT COUNT(*) FROM audit"],
                                             capture_output=True, text=True).stdout.strip())
             # a daemon on the copy continues the same chain, credentials and pending challenge included
-            p = Daemon(config(target))
+            p = Daemon(config(target) + ttl)
             shutil.copytree(d.state, p.state, dirs_exist_ok=True)
             p.start()
             try:
