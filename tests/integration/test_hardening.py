@@ -409,6 +409,8 @@ class QueueLimitTest(unittest.TestCase):
         rss0, _ = proc_usage(pid)
         n_conns, n_frames = 24, 12
         pad = "\\u00e9" * (600 * 1024)         # 3.6 MiB of JSON escapes: slow to parse
+        if VALGRIND:                            # the same paths, on a scale valgrind gets through
+            n_conns, n_frames, pad = 4, 3, "\\u00e9" * (20 * 1024)
         frames = [frame(('{"v":1,"id":"q%d","op":"health","pad":"%s"}' % (i, pad)).encode()) for i in range(n_frames)]
         peak = [rss0]
         done = threading.Event()
@@ -470,7 +472,8 @@ class QueueLimitTest(unittest.TestCase):
             if SANITIZED:
                 bound += 256 * 1024       # ASan's quarantine of freed memory
             self.assertLess(peak[0] - rss0, bound)
-        self.assertIn("requests waiting for workers hold", log)
+        if not VALGRIND:
+            self.assertIn("requests waiting for workers hold", log)
 
 
 # ---------------------------------------------------------------- connection flood
