@@ -10,6 +10,7 @@
  *   fuzz_txn -runs=2000 -seed=1 tests/fuzz/corpus/txn
  */
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,8 +79,11 @@ static void
 load_path(const char *path, size_t max_len)
 {
 	struct stat st;
-	if (stat(path, &st) != 0)
-		return;
+	if (stat(path, &st) != 0) {
+		/* a missing seed corpus would silently turn the smoke run into mutations of nothing */
+		fprintf(stderr, "driver: %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
 	if (!S_ISDIR(st.st_mode)) {
 		load_file(path, max_len);
 		return;
