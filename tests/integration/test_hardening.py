@@ -63,33 +63,44 @@ def proc_usage(pid):
     return rss, len(os.listdir("/proc/%d/fd" % pid))
 
 
+class Child:
+    """fn() in a forked child (under uid, gid = uid, when given); result() waits for it and returns what fn
+    returned (JSON-able), or {"exception": ...}."""
+
+    def __init__(self, fn, uid=None):
+        self.r, w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self.r)
+            try:
+                if uid is not None:
+                    os.setgroups([])
+                    os.setgid(uid)
+                    os.setuid(uid)
+                try:
+                    out = fn()
+                except Exception as e:  # noqa: BLE001 - reported to the parent
+                    out = {"exception": "%s: %s" % (type(e).__name__, e)}
+                os.write(w, json.dumps(out).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+
+    def result(self):
+        data = b""
+        while True:
+            chunk = os.read(self.r, 65536)
+            if not chunk:
+                break
+            data += chunk
+        os.close(self.r)
+        os.waitpid(self.pid, 0)
+        return json.loads(data) if data else None
+
+
 def run_as(uid, fn):
     """Runs fn() in a forked child under uid (gid = uid); returns its JSON-able result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            try:
-                out = fn()
-            except Exception as e:  # noqa: BLE001 - reported to the parent
-                out = {"exception": "%s: %s" % (type(e).__name__, e)}
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = b""
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return json.loads(data) if data else None
+    return Child(fn, uid).result()
 
 
 # ---------------------------------------------------------------- tokens
@@ -424,39 +435,18 @@ class QueueLimitTest(unittest.TestCase):
                 time.sleep(0.02)
         w = threading.Thread(target=watch)
         w.start()
+
         # one process per connection: in one Python process the GIL shared by 48 threads made the clients
         # themselves too slow to finish a frame within authd's 10 s partial-frame limit
-        children = []
-        for k in range(n_conns):
-            r, wfd = os.pipe()
-            pid_k = os.fork()
-            if pid_k == 0:
-                os.close(r)
-                out = []
-                try:
-                    c = Conn(d.sock, timeout=300)
-                    t = threading.Thread(target=lambda: [c.s.sendall(f) for f in frames])
-                    t.start()
-                    got = [c.recv() for _ in range(n_frames)]
-                    t.join()
-                    out = [g.get("id") for g in got if g and g.get("ok")]
-                except Exception as e:  # noqa: BLE001 - reported to the parent
-                    out = ["%s: %s" % (type(e).__name__, e)]
-                os.write(wfd, json.dumps(out).encode())
-                os._exit(0)
-            os.close(wfd)
-            children.append((pid_k, r))
-        results = []
-        for pid_k, r in children:
-            data = b""
-            while True:
-                chunk = os.read(r, 65536)
-                if not chunk:
-                    break
-                data += chunk
-            os.close(r)
-            os.waitpid(pid_k, 0)
-            results.append(json.loads(data or b"[]"))
+        def client():
+            c = Conn(d.sock, timeout=300)
+            t = threading.Thread(target=lambda: [c.s.sendall(f) for f in frames])
+            t.start()
+            got = [c.recv() for _ in range(n_frames)]
+            t.join()
+            return [g.get("id") for g in got if g and g.get("ok")]
+        children = [Child(client) for _ in range(n_conns)]
+        results = [ch.result() for ch in children]
         done.set()
         w.join()
         sent = n_conns * n_frames * len(frames[0]) >> 20
