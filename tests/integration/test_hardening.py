@@ -63,6 +63,18 @@ def proc_usage(pid):
     return rss, len(os.listdir("/proc/%d/fd" % pid))
 
 
+def read_all(fd):
+    """Everything a pipe gives until EOF; closes it."""
+    data = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    return data
+
+
 class Child:
     """fn() in a forked child (under uid, gid = uid, when given); result() waits for it and returns what fn
     returned (JSON-able), or {"exception": ...}."""
@@ -87,13 +99,7 @@ class Child:
         os.close(w)
 
     def result(self):
-        data = b""
-        while True:
-            chunk = os.read(self.r, 65536)
-            if not chunk:
-                break
-            data += chunk
-        os.close(self.r)
+        data = read_all(self.r)
         os.waitpid(self.pid, 0)
         return json.loads(data) if data else None
 
@@ -610,13 +616,7 @@ class GoodClient:
     def stop(self):
         os.write(self.stop_fd, b"x")
         os.close(self.stop_fd)
-        data = b""
-        while True:
-            chunk = os.read(self.r, 65536)
-            if not chunk:
-                break
-            data += chunk
-        os.close(self.r)
+        data = read_all(self.r)
         os.waitpid(self.pid, 0)
         return json.loads(data or b"[]")
 
