@@ -44,10 +44,16 @@ run() { # name mode seconds
 	local limit=(-max_total_time="$secs") runs=${RUNS:-}
 	[ "$mode" = faults ] && runs=${FAULT_RUNS:-}
 	[ -n "$runs" ] && limit=(-runs="$runs")
+	local seeds="tests/fuzz/corpus/$t"
+	if [ ! -d "$seeds" ]; then # not committed (images): the target writes its own seeds
+		seeds="$BUILD/fuzz/seeds-$t"
+		mkdir -p "$seeds"
+		AUTHD_FUZZ_MKSEEDS="$seeds" "$BUILD/fuzz/fuzz_$t" >/dev/null 2>&1 || { echo "$t: cannot make seeds" >&2; return 1; }
+	fi
 	local t0=$SECONDS
 	env "${env[@]}" "$BUILD/fuzz/fuzz_$t" "${limit[@]}" -seed=1 -max_len=65536 -timeout=25 \
 		-rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$BUILD/fuzz/artifacts/$t-$mode-" \
-		"$work" "tests/fuzz/corpus/$t" >"$log" 2>&1
+		"$work" "$seeds" >"$log" 2>&1
 	local rc=$?
 	[ -n "$runs" ] && secs=$((SECONDS - t0))
 	local execs cov ft corp

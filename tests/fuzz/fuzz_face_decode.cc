@@ -19,42 +19,63 @@
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "face_pipeline.h"
 #include "fuzz.h"
 
 /*
- * AUTHD_FUZZ_MKSEEDS=DIR: writes small JPEG/JPEG 2000/PNG seeds encoded by
- * OpenCV into DIR and exits (gen_corpus.py has no image encoder to hand).
+ * AUTHD_FUZZ_MKSEEDS=DIR: writes the seed corpus (small synthetic JPEG,
+ * JPEG 2000 and PNG images encoded by OpenCV, and a lying JPEG header) into
+ * DIR and exits. Images are not committed to the repository: ctest runs this
+ * as a fixture before the face_decode fuzz tests, scripts/fuzz.sh before a run.
  */
+static void
+write_file(const std::string &path, const uint8_t *p, size_t n)
+{
+	FILE *f = std::fopen(path.c_str(), "wb");
+	if (f == nullptr || std::fwrite(p, 1, n, f) != n) {
+		std::fprintf(stderr, "AUTHD_FUZZ_MKSEEDS: cannot write %s\n", path.c_str());
+		std::exit(1);
+	}
+	std::fclose(f);
+}
+
 static void
 make_seeds(const char *dir)
 {
-	cv::Mat img(40, 32, CV_8UC3);
+	cv::Mat img(40, 32, CV_8UC3), rgba, grey16;
 	for (int y = 0; y < img.rows; y++)
 		for (int x = 0; x < img.cols; x++)
 			img.at<cv::Vec3b>(y, x) =
 			    cv::Vec3b((uchar)(x * 7), (uchar)(y * 5), (uchar)((x ^ y) * 3));
+	cv::cvtColor(img, rgba, cv::COLOR_BGR2BGRA);
+	cv::cvtColor(img, grey16, cv::COLOR_BGR2GRAY);
+	grey16.convertTo(grey16, CV_16U, 257.0);
 	const struct {
 		const char *name, *ext;
+		const cv::Mat *img;
 		std::vector<int> params;
 	} seeds[] = {
-	    {"cv_baseline.jpg", ".jpg", {cv::IMWRITE_JPEG_QUALITY, 50}},
-	    {"cv_progressive.jpg", ".jpg", {cv::IMWRITE_JPEG_PROGRESSIVE, 1, cv::IMWRITE_JPEG_QUALITY, 40}},
-	    {"cv_small.jp2", ".jp2", {}},
-	    {"cv_small.png", ".png", {cv::IMWRITE_PNG_COMPRESSION, 9}},
+	    {"cv_baseline.jpg", ".jpg", &img, {cv::IMWRITE_JPEG_QUALITY, 50}},
+	    {"cv_progressive.jpg", ".jpg", &img, {cv::IMWRITE_JPEG_PROGRESSIVE, 1, cv::IMWRITE_JPEG_QUALITY, 40}},
+	    {"cv_small.jp2", ".jp2", &img, {}},
+	    {"cv_small.png", ".png", &img, {cv::IMWRITE_PNG_COMPRESSION, 9}},
+	    {"rgba.png", ".png", &rgba, {}},
+	    {"grey16.png", ".png", &grey16, {}},
 	};
 	for (const auto &s : seeds) {
 		std::vector<uchar> out;
-		if (!cv::imencode(s.ext, img, out, s.params))
-			continue;
-		std::string path = std::string(dir) + "/" + s.name;
-		FILE *f = std::fopen(path.c_str(), "wb");
-		if (f != nullptr) {
-			std::fwrite(out.data(), 1, out.size(), f);
-			std::fclose(f);
+		if (!cv::imencode(s.ext, *s.img, out, s.params)) {
+			std::fprintf(stderr, "AUTHD_FUZZ_MKSEEDS: OpenCV cannot encode %s\n", s.name);
+			std::exit(1);
 		}
+		write_file(std::string(dir) + "/" + s.name, out.data(), out.size());
 	}
+	/* a JPEG header that claims 2x2 and is otherwise junk */
+	static const uint8_t liar[] = {0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, 0x00, 0x02, 0x00, 0x02, 0x03,
+	                               0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01, 0xff, 0xd9};
+	write_file(std::string(dir) + "/liar.jpg", liar, sizeof liar);
 	std::exit(0);
 }
 
