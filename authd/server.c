@@ -89,10 +89,20 @@ struct server {
 	struct conn *grave; /* dropped this loop turn; unref'd after the event batch */
 	uint64_t accept_resume_ns; /* accepting paused until then (out of descriptors); 0: not paused */
 	uint64_t accept_warned_ns; /* last warning about it */
+	unsigned accept_pauses;    /* since that warning */
 	atomic_size_t q_bytes;     /* every connection's q_bytes */
 	uint64_t queue_warned_ns;  /* last warning about QUEUE_ALL */
-	unsigned accept_pauses;    /* since that warning */
 };
+
+/* Warnings about an ongoing condition: at most one a minute. */
+static int
+warn_due(uint64_t *last_ns, uint64_t now)
+{
+	if (*last_ns != 0 && now - *last_ns <= 60000000000ull)
+		return 0;
+	*last_ns = now;
+	return 1;
+}
 
 /* Out of descriptors (or kernel memory): how long accepting pauses before trying again. */
 #define ACCEPT_PAUSE_NS 100000000ull
@@ -377,11 +387,9 @@ enqueue(struct server *s, struct conn *c, uint8_t *payload, size_t len, int err)
 			epoll_set(s, c, 0, c->want_out);
 			uint64_t now = util_mono_ns();
 			c->held_ns = now;
-			if (all >= QUEUE_ALL && (s->queue_warned_ns == 0 || now - s->queue_warned_ns > 60000000000ull)) {
+			if (all >= QUEUE_ALL && warn_due(&s->queue_warned_ns, now))
 				log_msg(LOG_WARNING, "requests waiting for workers hold %zu MiB: pausing reads until below %zu MiB",
 				        all >> 20, (QUEUE_ALL / 2) >> 20);
-				s->queue_warned_ns = now;
-			}
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -491,12 +499,11 @@ accept_pause(struct server *s, int err)
 	(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
 	s->accept_resume_ns = now + ACCEPT_PAUSE_NS;
 	s->accept_pauses++;
-	if (s->accept_warned_ns == 0 || now - s->accept_warned_ns > 60000000000ull) {
+	if (warn_due(&s->accept_warned_ns, now)) {
 		log_msg(LOG_WARNING,
 		        "cannot accept connections: %s (%u open); accept paused for %llu ms at a time (%u pauses in the "
 		        "last minute)",
 		        strerror(err), s->n_conns, ACCEPT_PAUSE_NS / 1000000ull, s->accept_pauses);
-		s->accept_warned_ns = now;
 		s->accept_pauses = 0;
 	}
 }
