@@ -195,7 +195,8 @@ group_flush(struct authd *d, struct slot *sl, struct store_work *w, size_t from,
 	size_t n = 0;
 	for (size_t i = from; i < to; i++)
 		if (sl[i].st != NULL)
-			w[n++] = (struct store_work){sl[i].def->split->fn, sl[i].st, 0};
+			w[n++] = (struct store_work){sl[i].def->split->fn, sl[i].st, 0,
+			                             sl[i].def->split->store_flags};
 	store_write_many(d->store, w, n);
 	n = 0;
 	for (size_t i = from; i < to; i++) {
@@ -315,11 +316,28 @@ op_get_int(struct op_ctx *ctx, const json_t *obj, const char *key, int64_t min, 
 	return 0;
 }
 
+/*
+ * Ids are public (token and challenge ids), so each thread draws their
+ * randomness 32 ids at a time: one DRBG call (with its fork check) instead
+ * of one per id. Bytes handed out are wiped from the pool.
+ */
+static _Thread_local struct {
+	uint8_t b[512];
+	size_t left;
+} id_pool;
+
 int
 op_new_id(const char *prefix, char *out, size_t cap)
 {
 	uint8_t rnd[16];
-	TRY(util_random(rnd, sizeof rnd));
+	if (id_pool.left < sizeof rnd) {
+		TRY(util_random(id_pool.b, sizeof id_pool.b));
+		id_pool.left = sizeof id_pool.b;
+	}
+	uint8_t *p = id_pool.b + sizeof id_pool.b - id_pool.left;
+	memcpy(rnd, p, sizeof rnd);
+	util_wipe(p, sizeof rnd);
+	id_pool.left -= sizeof rnd;
 	char *b = b64url_encode(rnd, sizeof rnd);
 	if (b == NULL)
 		return AUTHD_ERR_NOMEM;

@@ -83,6 +83,8 @@ struct op_split {
 	int (*prepare)(struct op_ctx *ctx, const json_t *req, void *st);
 	int (*fn)(struct store_tx *tx, void *st);
 	int (*finish)(struct op_ctx *ctx, void *st, int r, json_t *reply);
+	/* for store_work; STORE_WORK_RERUN: fn resets its outputs in st when it starts */
+	unsigned store_flags;
 };
 extern const struct op_split op_assess_split, op_redeem_split;
 /* The three steps one after the other, for a single request. */

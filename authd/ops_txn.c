@@ -104,6 +104,16 @@ assess_fn(struct store_tx *tx, void *arg)
 	char hash_hex[65];
 	int r;
 
+	/* STORE_WORK_RERUN: a rolled-back batch runs this again; start from the inputs alone. */
+	free(j->reasons);
+	free(j->ch.body);
+	json_decref(j->allow);
+	j->reasons = NULL;
+	j->allow = NULL;
+	memset(&j->ch, 0, sizeof j->ch);
+	j->replay = 0;
+	j->result[0] = j->jti[0] = j->msg[0] = '\0';
+
 	hex_encode(t->hash, 32, hash_hex);
 	r = store_decision_get(tx, t->id, &prior);
 	if (r == 0) {
@@ -251,7 +261,8 @@ out:
 	return r;
 }
 
-const struct op_split op_assess_split = {sizeof(struct assess_st), assess_prepare, assess_store, assess_finish};
+const struct op_split op_assess_split = {sizeof(struct assess_st), assess_prepare, assess_store,
+                                         assess_finish, STORE_WORK_RERUN};
 
 int
 op_assess(struct op_ctx *ctx, const json_t *req, json_t *reply)
@@ -344,7 +355,9 @@ redeem_finish(struct op_ctx *ctx, void *arg, int r, json_t *reply)
 	return r;
 }
 
-const struct op_split op_redeem_split = {sizeof(struct redeem_st), redeem_prepare, redeem_store, redeem_finish};
+/* redeem_fn has no outputs besides its result: it can run again as it is. */
+const struct op_split op_redeem_split = {sizeof(struct redeem_st), redeem_prepare, redeem_store,
+                                         redeem_finish, STORE_WORK_RERUN};
 
 int
 op_redeem(struct op_ctx *ctx, const json_t *req, json_t *reply)

@@ -4,6 +4,15 @@
  * per-thread read connections, the audit chain arithmetic and the health
  * state. Backends (store_sqlite.c, store_pg.c) hold all of the SQL.
  *
+ * Durability: when the backend's commit is not durable by itself (SQLite:
+ * it has a sync hook), the writer hands each committed batch to the syncer
+ * thread and starts the next batch at once; the syncer makes everything
+ * committed so far durable in one call (a WAL fdatasync) and only then
+ * wakes the batches' callers. So the disk flush of batch N overlaps the SQL
+ * of batch N+1, and one flush covers every batch committed while the last
+ * one ran. Reads wait for the same flush (store_read), so nothing read is
+ * less durable than what was answered.
+ *
  * The audit chain head is never cached across batches: the first append of
  * a batch reads (seq, hash) from the table, inside the batch transaction,
  * which the backend serializes against every other writer (BEGIN IMMEDIATE
@@ -56,6 +65,13 @@ struct store {
 	pthread_cond_t cv_work;
 	struct job *head, *tail;
 	int stop;
+	/* syncer (only when be->sync): committed batches waiting for their flush, under mu */
+	pthread_t syncer;
+	int syncer_started, sync_stop;
+	pthread_cond_t cv_sync, cv_synced;
+	struct job *sync_head, *sync_tail;
+	/* numbers of batches: the last whose COMMIT began, the last handed to the syncer, the last flushed */
+	uint64_t commit_no, sync_upto, synced;
 	atomic_int state;
 	int schema_version;
 	pthread_key_t reader_key;
@@ -117,43 +133,121 @@ fail_all(struct job *batch, int r)
 		j->w->result = r;
 }
 
-static void
+/*
+ * Runs the batch in one transaction. Each job gets a savepoint, so a failing
+ * job's changes are undone alone, unless every job is STORE_WORK_RERUN: then
+ * the savepoints (a copy of every page a job touches) are skipped, and the
+ * first failure rolls the whole batch back and runs it again with them.
+ * 0: the batch is committed (every job's result is set); < 0: it failed as
+ * a whole.
+ */
+static int
 run_batch(struct store *s, struct job *batch)
 {
 	const struct store_backend *be = s->be;
-	struct store_tx tx = {.s = s, .c = s->writer_conn, .writable = 1};
-	int r = be->begin(s->writer_conn, 1);
-	if (r < 0) {
-		set_state(s, AUTHD_ERR_UNAVAILABLE);
-		fail_all(batch, AUTHD_ERR_UNAVAILABLE);
-		return;
-	}
-	for (struct job *j = batch; j; j = j->next) {
-		int loaded0 = tx.head_loaded;
-		int64_t seq0 = tx.head_seq;
-		char hash0[65];
-		memcpy(hash0, tx.head_hash, 65);
-		if (be->savepoint(s->writer_conn) < 0) {
-			j->w->result = AUTHD_ERR_UNAVAILABLE;
+	int fast = 1;
+	for (struct job *j = batch; j; j = j->next)
+		if (!(j->w->flags & STORE_WORK_RERUN))
+			fast = 0;
+	for (;;) {
+		struct store_tx tx = {.s = s, .c = s->writer_conn, .writable = 1};
+		int r = be->begin(s->writer_conn, 1), retry = 0;
+		if (r < 0) {
+			set_state(s, AUTHD_ERR_UNAVAILABLE);
+			fail_all(batch, AUTHD_ERR_UNAVAILABLE);
+			return r;
+		}
+		for (struct job *j = batch; j && !retry; j = j->next) {
+			if (fast) {
+				if ((j->w->result = j->w->fn(&tx, j->w->arg)) < 0)
+					retry = 1;
+				continue;
+			}
+			int loaded0 = tx.head_loaded;
+			int64_t seq0 = tx.head_seq;
+			char hash0[65];
+			memcpy(hash0, tx.head_hash, 65);
+			if (be->savepoint(s->writer_conn) < 0) {
+				j->w->result = AUTHD_ERR_UNAVAILABLE;
+				continue;
+			}
+			j->w->result = j->w->fn(&tx, j->w->arg);
+			if (j->w->result < 0) {
+				(void)be->savepoint_rollback(s->writer_conn);
+				tx.head_loaded = loaded0;
+				tx.head_seq = seq0;
+				memcpy(tx.head_hash, hash0, 65);
+			}
+			(void)be->savepoint_release(s->writer_conn);
+		}
+		if (retry) {
+			be->rollback(s->writer_conn);
+			fast = 0;
 			continue;
 		}
-		j->w->result = j->w->fn(&tx, j->w->arg);
-		if (j->w->result < 0) {
-			(void)be->savepoint_rollback(s->writer_conn);
-			tx.head_loaded = loaded0;
-			tx.head_seq = seq0;
-			memcpy(tx.head_hash, hash0, 65);
+		/* from here a reader may see the batch: it waits for this number's flush (store_read) */
+		pthread_mutex_lock(&s->mu);
+		s->commit_no++;
+		pthread_mutex_unlock(&s->mu);
+		if ((r = be->commit(s->writer_conn)) < 0) {
+			be->rollback(s->writer_conn);
+			set_state(s, r == AUTHD_ERR_UNAVAILABLE ? r : AUTHD_ERR_INTERNAL);
+			/* Nothing of the batch is known to be durable: no job may report success. */
+			fail_all(batch, AUTHD_ERR_UNAVAILABLE);
+			return r;
 		}
-		(void)be->savepoint_release(s->writer_conn);
+		set_state(s, 0);
+		return 0;
 	}
-	if ((r = be->commit(s->writer_conn)) < 0) {
-		be->rollback(s->writer_conn);
-		set_state(s, r == AUTHD_ERR_UNAVAILABLE ? r : AUTHD_ERR_INTERNAL);
-		/* Nothing of the batch is known to be durable: no job may report success. */
-		fail_all(batch, AUTHD_ERR_UNAVAILABLE);
-		return;
+}
+
+/* Wakes the callers of a finished batch; caller holds s->mu. */
+static void
+wake_batch(struct job *batch)
+{
+	for (struct job *j = batch; j;) {
+		struct job *next = j->next; /* j may vanish once its waiter is woken */
+		struct waiter *w = j->waiter;
+		if (--w->left == 0)
+			pthread_cond_signal(&w->cv);
+		j = next;
 	}
-	set_state(s, 0);
+}
+
+/*
+ * The syncer: flushes every batch committed so far with one be->sync(), then
+ * wakes their callers. A failed flush fails every job it covered: their
+ * changes are committed but of unknown durability, so none may be answered
+ * as a success (fail closed), and health reports it.
+ */
+static void *
+syncer_main(void *arg)
+{
+	struct store *s = arg;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (s->sync_head == NULL && !s->sync_stop)
+			pthread_cond_wait(&s->cv_sync, &s->mu);
+		if (s->sync_head == NULL)
+			break;
+		struct job *batch = s->sync_head;
+		uint64_t upto = s->sync_upto;
+		s->sync_head = s->sync_tail = NULL;
+		pthread_mutex_unlock(&s->mu);
+		int r = s->be->sync(s->writer_conn);
+		if (r < 0) {
+			for (struct job *j = batch; j; j = j->next)
+				if (j->w->result >= 0)
+					j->w->result = AUTHD_ERR_UNAVAILABLE;
+			atomic_store(&s->state, STATE_COMMIT_FAILED);
+		}
+		pthread_mutex_lock(&s->mu);
+		s->synced = upto;
+		pthread_cond_broadcast(&s->cv_synced);
+		wake_batch(batch);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
 }
 
 /* Idle: when the store is unavailable, try to get it back (the backend applies its backoff). */
@@ -197,15 +291,23 @@ writer_main(void *arg)
 			s->tail = NULL;
 		last->next = NULL;
 		pthread_mutex_unlock(&s->mu);
-		run_batch(s, batch);
+		(void)run_batch(s, batch);
 		pthread_mutex_lock(&s->mu);
-		for (struct job *j = batch; j;) {
-			struct job *next = j->next; /* j may vanish once its waiter is woken */
-			struct waiter *w = j->waiter;
-			if (--w->left == 0)
-				pthread_cond_signal(&w->cv);
-			j = next;
-		}
+		if (s->be->sync != NULL) {
+			/*
+			 * Durable only after the syncer's flush: hand it over (failed
+			 * batches too, so readers' waits always end) and go on with the
+			 * next batch.
+			 */
+			if (s->sync_tail)
+				s->sync_tail->next = batch;
+			else
+				s->sync_head = batch;
+			s->sync_tail = last;
+			s->sync_upto = s->commit_no;
+			pthread_cond_signal(&s->cv_sync);
+		} else
+			wake_batch(batch);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
@@ -252,7 +354,7 @@ store_write_many(struct store *s, struct store_work *w, size_t n)
 int
 store_write(struct store *s, store_fn fn, void *arg)
 {
-	struct store_work w = {fn, arg, 0};
+	struct store_work w = {fn, arg, 0, 0};
 	store_write_many(s, &w, 1);
 	return w.result;
 }
@@ -292,6 +394,14 @@ store_read(struct store *s, store_fn fn, void *arg)
 	int r = fn(&tx, arg);
 	if (s->be->commit(c) < 0)
 		s->be->rollback(c);
+	if (s->be->sync != NULL) {
+		/* What this read saw may be committed but not yet flushed: answer only once it is durable. */
+		pthread_mutex_lock(&s->mu);
+		uint64_t want = s->commit_no;
+		while (s->synced < want)
+			pthread_cond_wait(&s->cv_synced, &s->mu);
+		pthread_mutex_unlock(&s->mu);
+	}
 	return r;
 }
 
@@ -326,6 +436,8 @@ store_open_url(const char *url, const char *state_dir, int flags, struct store *
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->readers_mu, NULL);
 	pthread_cond_init(&s->cv_work, NULL);
+	pthread_cond_init(&s->cv_sync, NULL);
+	pthread_cond_init(&s->cv_synced, NULL);
 	pthread_key_create(&s->reader_key, NULL);
 	int n = url != NULL && url[0] != '\0' ? snprintf(s->url, sizeof s->url, "%s", url)
 	                                      : snprintf(s->url, sizeof s->url, "sqlite:%s/authd.db", state_dir);
@@ -349,6 +461,13 @@ store_open_url(const char *url, const char *state_dir, int flags, struct store *
 		goto fail;
 	if (!(flags & STORE_OPEN_NO_MIGRATE) && (r = s->be->migrate(s->writer_conn, &s->schema_version, err, errlen)) < 0)
 		goto fail;
+	if (s->be->sync != NULL) {
+		if (pthread_create(&s->syncer, NULL, syncer_main, s) != 0) {
+			r = AUTHD_ERR_INTERNAL;
+			goto fail;
+		}
+		s->syncer_started = 1;
+	}
 	if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
 		r = AUTHD_ERR_INTERNAL;
 		goto fail;
@@ -382,6 +501,14 @@ store_close(struct store **sp)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->writer, NULL);
 	}
+	if (s->syncer_started) {
+		/* after the writer: it flushes what the writer's last batches committed */
+		pthread_mutex_lock(&s->mu);
+		s->sync_stop = 1;
+		pthread_cond_signal(&s->cv_sync);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->syncer, NULL);
+	}
 	if (s->writer_conn)
 		s->be->conn_close(s->writer_conn);
 	for (struct rconn *c = s->readers, *n; c; c = n) {
@@ -393,6 +520,8 @@ store_close(struct store **sp)
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->readers_mu);
 	pthread_cond_destroy(&s->cv_work);
+	pthread_cond_destroy(&s->cv_sync);
+	pthread_cond_destroy(&s->cv_synced);
 	free(s);
 	*sp = NULL;
 }

@@ -47,7 +47,15 @@ struct store_work {
 	store_fn fn;
 	void *arg;
 	int result;
+	/*
+	 * STORE_WORK_RERUN: fn resets its outputs when it starts, so it may be
+	 * run again after its whole batch was rolled back. A batch made only of
+	 * such work runs without a savepoint per job; if one of them fails, the
+	 * batch is rolled back and run again with savepoints.
+	 */
+	unsigned flags;
 };
+#define STORE_WORK_RERUN 1u
 void store_write_many(struct store *s, struct store_work *w, size_t n);
 int store_read(struct store *s, store_fn fn, void *arg) AUTHD_WUR;
 /*

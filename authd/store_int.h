@@ -76,6 +76,13 @@ struct store_backend {
 	 */
 	int (*begin)(struct store_conn *c, int writable);
 	int (*commit)(struct store_conn *c);
+	/*
+	 * NULL when commit is durable by itself. Otherwise makes every
+	 * transaction committed on the writer connection so far durable; called
+	 * by the syncer thread while the writer thread goes on using c, so it
+	 * may touch only state of its own.
+	 */
+	int (*sync)(struct store_conn *c);
 	void (*rollback)(struct store_conn *c);
 	int (*savepoint)(struct store_conn *c);
 	int (*savepoint_release)(struct store_conn *c);

@@ -1,17 +1,23 @@
 /*
- * SQLite backend of the store (store_int.h): WAL mode with
- * synchronous=FULL; the generic layer (store.c) drives one writer
- * connection doing group commit and per-thread read-only connections.
+ * SQLite backend of the store (store_int.h): WAL mode; the generic layer
+ * (store.c) drives one writer connection doing group commit and per-thread
+ * read-only connections. The writer commits with synchronous=NORMAL (no
+ * flush inside COMMIT) and sq_sync() then fdatasyncs the WAL from the
+ * syncer thread: a commit is durable once a flush that began after it has
+ * returned, and the store answers nobody before that.
  * BEGIN IMMEDIATE serializes write batches against any other process on
  * the same file. All of the SQLite SQL is here.
  */
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -151,6 +157,9 @@ struct store_conn {
 	sqlite3 *db;
 	sqlite3_stmt *st[S__COUNT];
 	struct ckpt *ckpt; /* writable connections */
+	/* the syncer's own (sq_sync): the WAL file, and its descriptor (-1: not open) */
+	char *wal_path;
+	int wal_fd;
 	struct store_conn *next; /* every connection, for closing */
 };
 
@@ -219,6 +228,12 @@ ckpt_start(struct store_conn *c, const char *path)
 		return AUTHD_ERR_UNAVAILABLE;
 	}
 	sqlite3_busy_timeout(k->db, 5000);
+	/* a checkpoint flushes the WAL before copying it and the database after */
+	if (sqlite3_exec(k->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_close(k->db);
+		free(k);
+		return AUTHD_ERR_UNAVAILABLE;
+	}
 	pthread_mutex_init(&k->mu, NULL);
 	pthread_cond_init(&k->cv, NULL);
 	if (pthread_create(&k->thread, NULL, ckpt_main, k) != 0) {
@@ -239,17 +254,36 @@ conn_open_path(const char *path, int readonly, struct store_conn **out)
 	struct store_conn *c = calloc(1, sizeof *c);
 	if (c == NULL)
 		return AUTHD_ERR_NOMEM;
+	c->wal_fd = -1;
 	int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
 	            SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
 	if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_busy_timeout(c->db, 5000);
 	sqlite3_extended_result_codes(c->db, 1);
-	/* The writer's cache holds the hot index pages across batches (64 MiB); statement journals in memory. */
+	/*
+	 * The writer's cache holds the hot index pages across batches (64 MiB);
+	 * statement journals in memory. synchronous=NORMAL is durable here only
+	 * because of sq_sync(), which needs WAL mode: anything else is refused.
+	 */
 	const char *pragmas = readonly ? "PRAGMA query_only = 1;"
-	                               : "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+	                               : "PRAGMA synchronous = NORMAL;"
 	                                 " PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;"
 	                                 " PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;";
+	if (!readonly) {
+		char mode[8] = "";
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) == SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW)
+			snprintf(mode, sizeof mode, "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+		if (strcmp(mode, "wal") != 0)
+			goto fail;
+		size_t n = strlen(path) + sizeof "-wal";
+		if ((c->wal_path = malloc(n)) == NULL)
+			goto fail;
+		snprintf(c->wal_path, n, "%s-wal", path);
+	}
 	if (sqlite3_exec(c->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	if (!readonly && ckpt_start(c, path) < 0)
@@ -258,6 +292,7 @@ conn_open_path(const char *path, int readonly, struct store_conn **out)
 	return 0;
 fail:
 	sqlite3_close(c->db);
+	free(c->wal_path);
 	free(c);
 	return AUTHD_ERR_UNAVAILABLE;
 }
@@ -266,6 +301,9 @@ static void
 sq_conn_close(struct store_conn *c)
 {
 	ckpt_stop(&c->ckpt);
+	if (c->wal_fd >= 0)
+		close(c->wal_fd);
+	free(c->wal_path);
 	for (int i = 0; i < S__COUNT; i++)
 		sqlite3_finalize(c->st[i]);
 	sqlite3_close(c->db);
@@ -1004,6 +1042,54 @@ sq_commit(struct store_conn *c)
 	return r < 0 ? AUTHD_ERR_UNAVAILABLE : 0;
 }
 
+/* fsync of the directory holding path (a new file's name is durable only then). */
+static int
+sync_dir_of(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	int n = slash == NULL
+	            ? snprintf(dir, sizeof dir, ".")
+	            : snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (n < 0 || (size_t)n >= sizeof dir)
+		return AUTHD_ERR_IO;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return AUTHD_ERR_IO;
+	int r = fsync(fd);
+	close(fd);
+	return r == 0 ? 0 : AUTHD_ERR_IO;
+}
+
+/*
+ * Makes every commit so far durable: fdatasync of the WAL, which holds every
+ * committed frame not yet checkpointed (a checkpoint flushes the WAL before
+ * it copies it and the database after, so nothing copied is less durable).
+ * The descriptor is the syncer's own; it is reopened (and the directory
+ * flushed, for the new name) whenever the WAL file was replaced.
+ */
+static int
+sq_sync(struct store_conn *c)
+{
+	struct stat a, b;
+	if (c->wal_fd >= 0 && (fstat(c->wal_fd, &a) != 0 || stat(c->wal_path, &b) != 0 ||
+	                       a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
+		close(c->wal_fd);
+		c->wal_fd = -1;
+	}
+	if (c->wal_fd < 0) {
+		if ((c->wal_fd = open(c->wal_path, O_RDWR | O_CLOEXEC)) < 0)
+			return AUTHD_ERR_IO;
+		if (sync_dir_of(c->wal_path) < 0)
+			return AUTHD_ERR_IO;
+	}
+	int r;
+	do
+		r = fdatasync(c->wal_fd);
+	while (r < 0 && errno == EINTR);
+	return r == 0 ? 0 : AUTHD_ERR_IO;
+}
+
 static void
 sq_rollback(struct store_conn *c)
 {
@@ -1202,45 +1288,46 @@ sq_rows_count(struct store_tx *tx, enum store_table_id t, int64_t *n)
 }
 
 const struct store_backend store_backend_sqlite = {
-	.kind = "sqlite",
-	.latest_version = SQ_LATEST,
-	.accepts = sq_accepts,
-	.conn_open = sq_conn_open,
-	.conn_close = sq_conn_close,
-	.migrate = sq_migrate,
-	.schema_version = sq_schema_version,
-	.begin = sq_begin,
-	.commit = sq_commit,
-	.rollback = sq_rollback,
-	.savepoint = sq_savepoint,
-	.savepoint_release = sq_savepoint_release,
-	.savepoint_rollback = sq_savepoint_rollback,
-	.challenge_put = sq_challenge_put,
-	.challenge_get = sq_challenge_get,
-	.challenge_consume = sq_challenge_consume,
-	.challenge_attempt = sq_challenge_attempt,
-	.decision_get = sq_decision_get,
-	.decision_put = sq_decision_put,
-	.approval_add = sq_approval_add,
-	.total_get = sq_total_get,
-	.device_seen = sq_device_seen,
-	.frozen_get = sq_frozen_get,
-	.frozen_set = sq_frozen_set,
-	.lockout_get = sq_lockout_get,
-	.lockout_put = sq_lockout_put,
-	.jti_redeem = sq_jti_redeem,
-	.cred_add = sq_cred_add,
-	.cred_list = sq_cred_list,
-	.cred_update = sq_cred_update,
-	.cred_set_state = sq_cred_set_state,
-	.cred_delete = sq_cred_delete,
-	.enrollment_put = sq_enrollment_put,
-	.enrollment_take = sq_enrollment_take,
-	.audit_head = sq_audit_head,
-	.audit_insert = sq_audit_insert,
-	.audit_scan = sq_audit_scan,
-	.count = sq_count,
-	.rows_scan = sq_rows_scan,
-	.row_insert = sq_row_insert,
-	.rows_count = sq_rows_count,
+    .kind = "sqlite",
+    .latest_version = SQ_LATEST,
+    .accepts = sq_accepts,
+    .conn_open = sq_conn_open,
+    .conn_close = sq_conn_close,
+    .migrate = sq_migrate,
+    .schema_version = sq_schema_version,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .sync = sq_sync,
+    .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .savepoint_release = sq_savepoint_release,
+    .savepoint_rollback = sq_savepoint_rollback,
+    .challenge_put = sq_challenge_put,
+    .challenge_get = sq_challenge_get,
+    .challenge_consume = sq_challenge_consume,
+    .challenge_attempt = sq_challenge_attempt,
+    .decision_get = sq_decision_get,
+    .decision_put = sq_decision_put,
+    .approval_add = sq_approval_add,
+    .total_get = sq_total_get,
+    .device_seen = sq_device_seen,
+    .frozen_get = sq_frozen_get,
+    .frozen_set = sq_frozen_set,
+    .lockout_get = sq_lockout_get,
+    .lockout_put = sq_lockout_put,
+    .jti_redeem = sq_jti_redeem,
+    .cred_add = sq_cred_add,
+    .cred_list = sq_cred_list,
+    .cred_update = sq_cred_update,
+    .cred_set_state = sq_cred_set_state,
+    .cred_delete = sq_cred_delete,
+    .enrollment_put = sq_enrollment_put,
+    .enrollment_take = sq_enrollment_take,
+    .audit_head = sq_audit_head,
+    .audit_insert = sq_audit_insert,
+    .audit_scan = sq_audit_scan,
+    .count = sq_count,
+    .rows_scan = sq_rows_scan,
+    .row_insert = sq_row_insert,
+    .rows_count = sq_rows_count,
 };

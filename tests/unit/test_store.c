@@ -1,16 +1,23 @@
 /*
  * The generic store layer with the SQLite backend: [store] url dispatch,
- * schema version, single-use semantics shared by every backend, and
- * store_copy (every table, the audit chain verbatim, empty target only).
+ * schema version, single-use semantics shared by every backend,
+ * store_copy (every table, the audit chain verbatim, empty target only),
+ * durability (no write returns, and no read shows a commit, before the WAL
+ * flush that covers it; a failed flush fails the writes closed) and the
+ * savepoint-free batches of re-runnable work.
  * The PostgreSQL backend runs the same paths in tests/integration/test_pg.py.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -18,6 +25,30 @@
 #include "store.h"
 
 static char dir[] = "/tmp/authd-store-XXXXXX";
+/* an account name as a store_fn argument */
+#define ACCT(s) ((void *)(uintptr_t)(s))
+
+/*
+ * authd's own fdatasync calls (the store's WAL flush; SQLite's are inside
+ * libsqlite3 and not wrapped), linked with -Wl,--wrap=fdatasync: counted,
+ * slowed down or failed on demand.
+ */
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+static atomic_int flushes, flush_fail, flush_slow_ms, freeze_ran, flushed_after_freeze;
+
+int
+__wrap_fdatasync(int fd)
+{
+	int ran = atomic_load(&freeze_ran);
+	if (atomic_load(&flush_slow_ms) > 0)
+		usleep((useconds_t)atomic_load(&flush_slow_ms) * 1000);
+	int r = atomic_load(&flush_fail) ? (errno = EIO, -1) : __real_fdatasync(fd);
+	if (ran && r == 0)
+		atomic_store(&flushed_after_freeze, 1);
+	atomic_fetch_add(&flushes, 1);
+	return r;
+}
 
 static struct store *
 open_at(const char *name, int flags)
@@ -154,15 +185,159 @@ test_copy(void **state)
 	store_close(&dst);
 }
 
+static int
+freeze_fn(struct store_tx *tx, void *arg)
+{
+	int changed = 0;
+	TRY(store_frozen_set(tx, arg, 1, "test", 1700000000, &changed));
+	atomic_store(&freeze_ran, 1);
+	return 0;
+}
+
+static int
+frozen_fn(struct store_tx *tx, void *arg)
+{
+	int frozen = 0;
+	TRY(store_frozen_get(tx, arg, &frozen));
+	return frozen;
+}
+
+static void
+test_write_returns_after_flush(void **state)
+{
+	(void)state;
+	struct store *s = open_at("durable.db", 0);
+	atomic_store(&freeze_ran, 0);
+	atomic_store(&flushed_after_freeze, 0);
+	assert_int_equal(store_write(s, freeze_fn, ACCT("ACC-1")), 0);
+	/* the flush ran after the change and before store_write returned */
+	assert_int_equal(atomic_load(&flushed_after_freeze), 1);
+	assert_int_equal(store_read(s, frozen_fn, ACCT("ACC-1")), 1);
+
+	/* a failed flush: the write fails closed and health says so, until a flush works again */
+	atomic_store(&flush_fail, 1);
+	assert_int_equal(store_write(s, freeze_fn, ACCT("ACC-2")), AUTHD_ERR_UNAVAILABLE);
+	assert_string_equal(store_health(s), "last commit failed");
+	atomic_store(&flush_fail, 0);
+	assert_int_equal(store_write(s, freeze_fn, ACCT("ACC-3")), 0);
+	assert_string_equal(store_health(s), "ok");
+	store_close(&s);
+}
+
+struct bg_write {
+	struct store *s;
+	int r;
+};
+
+static void *
+bg_freeze(void *arg)
+{
+	struct bg_write *b = arg;
+	b->r = store_write(b->s, freeze_fn, ACCT("ACC-9"));
+	return NULL;
+}
+
+static void
+test_read_waits_for_flush(void **state)
+{
+	(void)state;
+	struct store *s = open_at("readwait.db", 0);
+	struct bg_write b = {s, -1};
+	pthread_t t;
+	atomic_store(&freeze_ran, 0);
+	atomic_store(&flushed_after_freeze, 0);
+	atomic_store(&flush_slow_ms, 300);
+	assert_int_equal(pthread_create(&t, NULL, bg_freeze, &b), 0);
+	while (!atomic_load(&freeze_ran))
+		usleep(1000);
+	/* committed or not yet, the change may be seen only once it is durable */
+	int seen;
+	do {
+		seen = store_read(s, frozen_fn, ACCT("ACC-9"));
+		assert_true(seen >= 0);
+		if (seen == 1)
+			assert_int_equal(atomic_load(&flushed_after_freeze), 1);
+	} while (seen == 0);
+	pthread_join(t, NULL);
+	atomic_store(&flush_slow_ms, 0);
+	assert_int_equal(b.r, 0);
+	store_close(&s);
+}
+
+/* Re-runnable work that fails on demand after writing, and counts its runs. */
+struct rerun_job {
+	const char *account;
+	int fail;
+	int runs;
+};
+
+static int
+rerun_fn(struct store_tx *tx, void *arg)
+{
+	struct rerun_job *j = arg;
+	int changed = 0;
+	j->runs++;
+	TRY(store_frozen_set(tx, j->account, 1, "test", 1700000000, &changed));
+	struct audit_rec r = {
+	    .ts = 1700000000, .type = "freeze", .customer = j->account, .result = "ok", .actor = "uid:0"};
+	TRY(store_audit_append(tx, &r));
+	return j->fail ? AUTHD_ERR_CONFLICT : 0;
+}
+
+static void
+test_rerun_batches(void **state)
+{
+	(void)state;
+	struct store *s = open_at("rerun.db", 0);
+	struct rerun_job jobs[4] = {{"R-0", 0, 0}, {"R-1", 0, 0}, {"R-2", 1, 0}, {"R-3", 0, 0}};
+	struct store_work w[4];
+	for (int i = 0; i < 4; i++)
+		w[i] = (struct store_work){rerun_fn, &jobs[i], 0, STORE_WORK_RERUN};
+	store_write_many(s, w, 4);
+	/* the failing job's writes (frozen row, audit record) are gone; the others' are there, once */
+	assert_int_equal(w[0].result, 0);
+	assert_int_equal(w[1].result, 0);
+	assert_int_equal(w[2].result, AUTHD_ERR_CONFLICT);
+	assert_int_equal(w[3].result, 0);
+	assert_int_equal(store_read(s, frozen_fn, ACCT("R-0")), 1);
+	assert_int_equal(store_read(s, frozen_fn, ACCT("R-2")), 0);
+	assert_int_equal(store_read(s, frozen_fn, ACCT("R-3")), 1);
+	struct audit_verify_result v;
+	assert_int_equal(audit_verify_store(s, &v), 0);
+	assert_true(v.valid);
+	assert_int_equal(v.records, 3);
+	/* one batch: run without savepoints up to the failure, then all again with them */
+	assert_int_equal(jobs[0].runs, 2);
+	assert_int_equal(jobs[2].runs, 2);
+	assert_int_equal(jobs[3].runs, 1);
+
+	/* without failures: one run each, every change kept */
+	struct rerun_job ok[3] = {{"S-0", 0, 0}, {"S-1", 0, 0}, {"S-2", 0, 0}};
+	for (int i = 0; i < 3; i++)
+		w[i] = (struct store_work){rerun_fn, &ok[i], 0, STORE_WORK_RERUN};
+	store_write_many(s, w, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(w[i].result, 0);
+		assert_int_equal(ok[i].runs, 1);
+	}
+	assert_int_equal(audit_verify_store(s, &v), 0);
+	assert_true(v.valid);
+	assert_int_equal(v.records, 6);
+	store_close(&s);
+}
+
 int
 main(void)
 {
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_url_dispatch),
-		cmocka_unit_test(test_schema_version),
-		cmocka_unit_test(test_copy),
+	    cmocka_unit_test(test_url_dispatch),
+	    cmocka_unit_test(test_schema_version),
+	    cmocka_unit_test(test_copy),
+	    cmocka_unit_test(test_write_returns_after_flush),
+	    cmocka_unit_test(test_read_waits_for_flush),
+	    cmocka_unit_test(test_rerun_batches),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[128];
