@@ -1,6 +1,7 @@
 #include "audit.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
@@ -14,7 +15,11 @@ str_or_null(const char *s)
 	return s != NULL ? json_string(s) : json_null();
 }
 
-/* The canonical object: every field but prev and hash. */
+/*
+ * The canonical object: every field but prev and hash, its keys inserted in
+ * sorted order, so that dumping it in insertion order (no JSON_SORT_KEYS:
+ * no sort per record on the writer thread) gives the sorted-key text.
+ */
 static json_t *
 canonical_obj(const struct audit_rec *r)
 {
@@ -27,40 +32,36 @@ canonical_obj(const struct audit_rec *r)
 		}
 	} else
 		reasons = json_array();
-	return json_pack("{s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "seq", (json_int_t)r->seq, "ts",
-	                 (json_int_t)r->ts, "type", str_or_null(r->type), "customer", str_or_null(r->customer),
-	                 "account", str_or_null(r->account), "txn_hash", str_or_null(r->txn_hash), "result",
-	                 str_or_null(r->result), "reasons", reasons, "method", str_or_null(r->method), "jti",
-	                 str_or_null(r->jti), "actor", str_or_null(r->actor));
+	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:I,s:o,s:o}", "account", str_or_null(r->account),
+	                 "actor", str_or_null(r->actor), "customer", str_or_null(r->customer), "jti",
+	                 str_or_null(r->jti), "method", str_or_null(r->method), "reasons", reasons, "result",
+	                 str_or_null(r->result), "seq", (json_int_t)r->seq, "ts", (json_int_t)r->ts,
+	                 "txn_hash", str_or_null(r->txn_hash), "type", str_or_null(r->type));
 }
 
+/* hash = SHA-256(prev || canonical text), hex. */
 static int
 hash_canonical(const char *prev_hex, const json_t *obj, char out_hex[65])
 {
 	uint8_t prev[32], md[32];
-	char *text = NULL;
-	uint8_t *buf = NULL;
-	int r = AUTHD_ERR_INTERNAL;
+	unsigned int mdlen = 0;
+	int r = AUTHD_ERR_CRYPTO;
 
 	if (hex_decode(prev_hex, prev, sizeof prev) < 0)
 		return AUTHD_ERR_TAMPERED;
-	text = json_dumps(obj, JSON_SORT_KEYS | JSON_COMPACT);
-	if (text == NULL)
-		return AUTHD_ERR_NOMEM;
-	size_t len = strlen(text);
-	if ((buf = malloc(32 + len)) == NULL) {
+	char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (text == NULL || ctx == NULL)
 		r = AUTHD_ERR_NOMEM;
-		goto out;
+	else if (EVP_DigestInit_ex(ctx, util_sha256_md(), NULL) == 1 &&
+	         EVP_DigestUpdate(ctx, prev, sizeof prev) == 1 &&
+	         EVP_DigestUpdate(ctx, text, strlen(text)) == 1 && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 &&
+	         mdlen == 32) {
+		hex_encode(md, 32, out_hex);
+		r = 0;
 	}
-	memcpy(buf, prev, 32);
-	memcpy(buf + 32, text, len);
-	if ((r = util_sha256(buf, 32 + len, md)) < 0)
-		goto out;
-	hex_encode(md, 32, out_hex);
-	r = 0;
-out:
+	EVP_MD_CTX_free(ctx);
 	free(text);
-	free(buf);
 	return r;
 }
 

@@ -235,6 +235,10 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init("authd", g_flags.foreground || g_flags.check || getenv("INVOCATION_ID") != NULL, g_flags.debug);
+	if (util_crypto_init() < 0) {
+		log_msg(LOG_ERR, "OpenSSL has no SHA-256");
+		return 1;
+	}
 	if (load_config(&g_flags, &cfg, &geo) < 0)
 		return 1;
 	if (g_flags.check) {
@@ -317,5 +321,6 @@ out:
 	d.snap = NULL;
 	authd_snap_put(&s);
 	pthread_mutex_destroy(&d.snap_mu);
+	util_crypto_done();
 	return rc;
 }

@@ -307,9 +307,13 @@ token_keyring_reload(struct token_keyring *kr, const char *alg, char *err, size_
  * signature. It holds its own reference to the key, so a rotation cannot
  * free the key under it; the serial says when it is stale.
  */
+/* Per signing thread: the ES256 context and the last protected header, each for one key serial. */
 struct sign_cache {
 	uint64_t serial;
 	EVP_PKEY_CTX *ctx;
+	uint64_t hdr_serial;
+	char hdr_typ[64];
+	char *hdr; /* base64url of {"alg","kid","typ"} */
 };
 static pthread_key_t sign_cache_key;
 static pthread_once_t sign_cache_once = PTHREAD_ONCE_INIT;
@@ -318,8 +322,10 @@ static void
 sign_cache_free(void *p)
 {
 	struct sign_cache *c = p;
-	if (c != NULL)
+	if (c != NULL) {
 		EVP_PKEY_CTX_free(c->ctx);
+		free(c->hdr);
+	}
 	free(c);
 }
 
@@ -329,8 +335,8 @@ sign_cache_init(void)
 	(void)pthread_key_create(&sign_cache_key, sign_cache_free);
 }
 
-static EVP_PKEY_CTX *
-es256_ctx(const struct token_key *k)
+static struct sign_cache *
+sign_cache(void)
 {
 	(void)pthread_once(&sign_cache_once, sign_cache_init);
 	struct sign_cache *c = pthread_getspecific(sign_cache_key);
@@ -342,6 +348,15 @@ es256_ctx(const struct token_key *k)
 			return NULL;
 		}
 	}
+	return c;
+}
+
+static EVP_PKEY_CTX *
+es256_ctx(const struct token_key *k)
+{
+	struct sign_cache *c = sign_cache();
+	if (c == NULL)
+		return NULL;
 	if (c->ctx != NULL && c->serial == k->serial)
 		return c->ctx;
 	EVP_PKEY_CTX_free(c->ctx);
@@ -403,19 +418,40 @@ b64url_json(const json_t *obj)
 	return enc;
 }
 
+/* The protected header for k and typ, base64url; the calling thread's cache keeps it until its next call. */
+static const char *
+header_b64(const struct token_key *k, const char *typ)
+{
+	struct sign_cache *c = sign_cache();
+	if (c == NULL)
+		return NULL;
+	if (c->hdr != NULL && c->hdr_serial == k->serial && strcmp(c->hdr_typ, typ) == 0)
+		return c->hdr;
+	free(c->hdr);
+	c->hdr = NULL;
+	json_t *h =
+	    json_pack("{s:s,s:s,s:s}", "alg", k->eddsa ? "EdDSA" : "ES256", "kid", k->kid, "typ", typ);
+	if (h != NULL && (c->hdr = b64url_json(h)) != NULL) {
+		c->hdr_serial = k->serial;
+		if (snprintf(c->hdr_typ, sizeof c->hdr_typ, "%s", typ) >= (int)sizeof c->hdr_typ)
+			c->hdr_typ[0] = '\0'; /* too long to remember: never matches */
+	}
+	json_decref(h);
+	return c->hdr;
+}
+
 static int
 sign_with(struct token_keyring *kr, const char *typ, const char *payload_b64, int detached, char **jws)
 {
-	char *hdr = NULL, *input = NULL, *sig_b64 = NULL;
+	char *input = NULL, *sig_b64 = NULL;
+	const char *hdr;
 	uint8_t sig[64];
-	json_t *h = NULL;
 	int r = AUTHD_ERR_NOMEM;
 
 	*jws = NULL;
 	pthread_rwlock_rdlock(&kr->lock);
 	const struct token_key *k = kr->current;
-	h = json_pack("{s:s,s:s,s:s}", "alg", k->eddsa ? "EdDSA" : "ES256", "kid", k->kid, "typ", typ);
-	if (h == NULL || (hdr = b64url_json(h)) == NULL)
+	if ((hdr = header_b64(k, typ)) == NULL)
 		goto out;
 	size_t hl = strlen(hdr), pl = strlen(payload_b64);
 	if ((input = malloc(hl + 1 + pl + 1 + 88)) == NULL)
@@ -438,8 +474,6 @@ sign_with(struct token_keyring *kr, const char *typ, const char *payload_b64, in
 	r = 0;
 out:
 	pthread_rwlock_unlock(&kr->lock);
-	json_decref(h);
-	free(hdr);
 	free(input);
 	free(sig_b64);
 	return r;

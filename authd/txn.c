@@ -199,7 +199,7 @@ txn_hash(const struct txn *t, uint8_t out[32])
 	int r = AUTHD_ERR_CRYPTO;
 
 	snprintf(amount, sizeof amount, "%lld", (long long)t->amount);
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+	if (md == NULL || EVP_DigestInit_ex(md, util_sha256_md(), NULL) != 1)
 		goto out;
 	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
 		if (i > 0 && EVP_DigestUpdate(md, "\n", 1) != 1)

@@ -195,15 +195,40 @@ util_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * SHA-256 fetched once by util_crypto_init() (authd's main): an implicit
+ * fetch per call costs as much as hashing a short message. Plugins that
+ * link this file never call it (a cached fetch would leak when they are
+ * dlclose'd), so they keep the implicit fetch.
+ */
+static EVP_MD *sha256_md;
+
+int
+util_crypto_init(void)
+{
+	if (sha256_md == NULL && (sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		return AUTHD_ERR_CRYPTO;
+	return 0;
+}
+
+void
+util_crypto_done(void)
+{
+	EVP_MD_free(sha256_md);
+	sha256_md = NULL;
+}
+
+const EVP_MD *
+util_sha256_md(void)
+{
+	return sha256_md != NULL ? sha256_md : EVP_sha256();
+}
+
 int
 util_sha256(const void *in, size_t len, uint8_t out[32])
 {
-	/*
-	 * Implicit fetch: a cached EVP_MD_fetch would leak once a plugin that
-	 * links this file is dlclose'd (its static pointer goes with it).
-	 */
 	unsigned int n = 0;
-	if (EVP_Digest(in, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
+	if (EVP_Digest(in, len, out, &n, util_sha256_md(), NULL) != 1 || n != 32)
 		return AUTHD_ERR_CRYPTO;
 	return 0;
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <openssl/evp.h>
+
 #include "err.h"
 
 void util_free_ptr(void *pp);
@@ -50,6 +52,11 @@ uint64_t util_mono_ns(void);
 
 /* SHA-256 of len bytes into out[32]. */
 int util_sha256(const void *in, size_t len, uint8_t out[32]) AUTHD_WUR;
+/* SHA-256 for EVP calls: fetched once after util_crypto_init(), else the implicit one. */
+const EVP_MD *util_sha256_md(void);
+/* authd's main only: fetch (and at exit free) the algorithms used per request. */
+int util_crypto_init(void) AUTHD_WUR;
+void util_crypto_done(void);
 
 /* Reads a whole file up to max bytes; caller frees *out. */
 int util_read_file(const char *path, size_t max, uint8_t **out, size_t *len) AUTHD_WUR;

@@ -116,6 +116,27 @@ test_chain(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* The hash of a fixed record, computed independently (Python: sorted keys, no spaces). */
+static void
+test_hash_vector(void **state)
+{
+	(void)state;
+	struct audit_rec r = {.seq = 7,
+	                      .ts = 1700000000,
+	                      .type = "assess",
+	                      .customer = "C-1",
+	                      .account = "ACC-9",
+	                      .txn_hash = "abababababababababababababababababababababababababababababababab",
+	                      .result = "allow",
+	                      .reasons = "[\"overseas\",\"src_ip_unlocated\"]",
+	                      .jti = "J1",
+	                      .actor = "uid:0"};
+	char h[65];
+	assert_int_equal(
+	    audit_hash("1111111111111111111111111111111111111111111111111111111111111111", &r, h), 0);
+	assert_string_equal(h, "aafa5c1e6128e75a14b0833c059f88010c9a68017be2e017956533d9b7fe4769");
+}
+
 static void
 test_check_json(void **state)
 {
@@ -139,8 +160,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_chain),
-		cmocka_unit_test(test_check_json),
+	    cmocka_unit_test(test_chain),
+	    cmocka_unit_test(test_hash_vector),
+	    cmocka_unit_test(test_check_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
