@@ -735,9 +735,11 @@ server_run(struct authd *d, const struct server_opts *o)
 		goto out;
 	if ((s.workers = calloc(o->workers, sizeof *s.workers)) == NULL)
 		goto out;
-	for (; s.n_workers < o->workers; s.n_workers++)
+	for (; s.n_workers < o->workers; s.n_workers++) {
 		if (pthread_create(&s.workers[s.n_workers], NULL, worker_main, &s) != 0)
 			goto out;
+		(void)pthread_setname_np(s.workers[s.n_workers], "authd-worker"); /* top -H, perf */
+	}
 
 	log_msg(LOG_INFO, "listening on %s with %u workers", o->socket_path, o->workers);
 	sd_notify(0, "READY=1\nSTATUS=serving");

@@ -84,6 +84,7 @@ const struct store_table_desc store_tables[ST__COUNT] = {
 	                   "TTTTBBIIIIT"},
 	[ST_DECISIONS] = {"decisions", "txn_id,txn_hash,result,reasons,challenge_id,created", "TBTTTI"},
 	[ST_APPROVALS] = {"approvals", "txn_id,customer,account_type,currency,day,amount,device_id,ts", "TTITIITI"},
+	[ST_DAILY_TOTALS] = {"daily_totals", "customer,day,account_type,currency,amount", "TIITI"},
 	[ST_DEVICES] = {"devices", "customer,device_id,first_seen", "TTI"},
 	[ST_FROZEN] = {"frozen", "account,reason,since", "TTI"},
 	[ST_LOCKOUTS] = {"lockouts", "subject,failures,locked,last_failure,total_failures", "TIIII"},
@@ -467,12 +468,14 @@ store_open_url(const char *url, const char *state_dir, int flags, struct store *
 			goto fail;
 		}
 		s->syncer_started = 1;
+		(void)pthread_setname_np(s->syncer, "authd-sync");
 	}
 	if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
 		r = AUTHD_ERR_INTERNAL;
 		goto fail;
 	}
 	s->writer_started = 1;
+	(void)pthread_setname_np(s->writer, "authd-writer");
 	*out = s;
 	return 0;
 fail:

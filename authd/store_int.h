@@ -30,8 +30,8 @@ struct store_tx {
 
 /* The tables copied by store_copy(), with their columns in a fixed order. */
 enum store_table_id {
-	ST_CHALLENGES, ST_DECISIONS, ST_APPROVALS, ST_DEVICES, ST_FROZEN, ST_LOCKOUTS, ST_REDEEMED,
-	ST_CREDENTIALS, ST_ENROLLMENTS, ST_AUDIT, ST__COUNT
+	ST_CHALLENGES, ST_DECISIONS, ST_APPROVALS, ST_DAILY_TOTALS, ST_DEVICES, ST_FROZEN, ST_LOCKOUTS,
+	ST_REDEEMED, ST_CREDENTIALS, ST_ENROLLMENTS, ST_AUDIT, ST__COUNT
 };
 struct store_table_desc {
 	const char *name;

@@ -80,19 +80,31 @@ static const char *const schema_v2[] = {
 	"SELECT 1",
 };
 
+/* v3: one running total per (customer, day, account type, currency) instead of a SUM over approvals. */
+static const char *const schema_v3[] = {
+	"CREATE TABLE IF NOT EXISTS daily_totals(customer TEXT NOT NULL, day BIGINT NOT NULL, account_type INTEGER"
+	" NOT NULL, currency TEXT NOT NULL, amount BIGINT NOT NULL, PRIMARY KEY(customer, day, account_type,"
+	" currency))",
+	"INSERT INTO daily_totals SELECT customer, day, account_type, currency,"
+	" LEAST(SUM(amount), 9223372036854775807)::bigint FROM approvals GROUP BY customer, day, account_type,"
+	" currency ON CONFLICT DO NOTHING",
+	"DROP INDEX IF EXISTS approvals_day",
+};
+
 static const struct {
 	const char *const *sql;
 	size_t n;
 } migrations[] = {
 	{schema_v1, sizeof schema_v1 / sizeof schema_v1[0]},
 	{schema_v2, sizeof schema_v2 / sizeof schema_v2[0]},
+	{schema_v3, sizeof schema_v3 / sizeof schema_v3[0]},
 };
 #define PG_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
 
 enum stmt_id {
 	S_CH_PUT, S_CH_GET, S_CH_CONSUME, S_CH_ATTEMPT, S_CH_KILL,
 	S_DEC_GET, S_DEC_PUT,
-	S_APPR_ADD, S_DEV_ADD, S_TOTAL_LOCK, S_TOTAL, S_DEV_SEEN,
+	S_APPR_ADD, S_DEV_ADD, S_TOTAL_LOCK, S_TOTAL, S_TOTAL_ADD, S_DEV_SEEN,
 	S_FROZEN_GET, S_FROZEN_ADD, S_FROZEN_DEL,
 	S_LOCK_GET, S_LOCK_GET_UPD, S_LOCK_PUT,
 	S_JTI,
@@ -122,8 +134,13 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_DEV_ADD] = "INSERT INTO devices(customer, device_id, first_seen) VALUES($1, $2, $3) ON CONFLICT DO NOTHING",
 	/* Key space 0x61757468 ("auth") + hashtext(customer): daily totals. */
 	[S_TOTAL_LOCK] = "SELECT pg_advisory_xact_lock(1635020904, hashtext($1::text))",
-	[S_TOTAL] = "SELECT COALESCE(SUM(amount), 0)::bigint FROM approvals WHERE customer = $1 AND day = $2 AND"
-	            " account_type = $3 AND currency = $4",
+	[S_TOTAL] = "SELECT amount FROM daily_totals WHERE customer = $1 AND day = $2 AND account_type = $3 AND"
+	            " currency = $4",
+	/* saturating: a total never overflows */
+	[S_TOTAL_ADD] = "INSERT INTO daily_totals(customer, day, account_type, currency, amount)"
+	                " VALUES($1, $2, $3, $4, $5) ON CONFLICT (customer, day, account_type, currency) DO UPDATE"
+	                " SET amount = CASE WHEN daily_totals.amount > 9223372036854775807 - EXCLUDED.amount"
+	                " THEN 9223372036854775807 ELSE daily_totals.amount + EXCLUDED.amount END",
 	[S_DEV_SEEN] = "SELECT 1 FROM devices WHERE customer = $1 AND device_id = $2",
 	[S_FROZEN_GET] = "SELECT 1 FROM frozen WHERE account = $1",
 	[S_FROZEN_ADD] = "INSERT INTO frozen(account, reason, since) VALUES($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -513,6 +530,15 @@ pg_approval_add(struct store_tx *tx, const struct store_approval *a, int *added)
 	p_i64(&p, a->ts);
 	TRY(run_n(tx, S_APPR_ADD, &p, &n));
 	*added = n;
+	if (n > 0) {
+		struct params t = {0};
+		p_text(&t, a->customer);
+		p_i64(&t, a->day);
+		p_i64(&t, a->account_type);
+		p_text(&t, a->currency);
+		p_i64(&t, a->amount);
+		TRY(run_n(tx, S_TOTAL_ADD, &t, NULL));
+	}
 	if (a->device_id != NULL && a->device_id[0] != '\0') {
 		struct params q = {0};
 		p_text(&q, a->customer);
@@ -541,9 +567,9 @@ pg_total_get(struct store_tx *tx, const char *customer, int account_type, const 
 	p_i64(&p, account_type);
 	p_text(&p, currency);
 	TRY(run(tx, S_TOTAL, &p, &res));
-	int r = PQntuples(res) == 1 ? 0 : AUTHD_ERR_INTERNAL;
-	if (r == 0)
-		*sum = get_i64(res, 0, 0);
+	int r = PQntuples(res) <= 1 ? 0 : AUTHD_ERR_INTERNAL;
+	if (r == 0 && PQntuples(res) == 1)
+		*sum = get_i64(res, 0, 0); /* no row: nothing approved yet */
 	PQclear(res);
 	return r;
 }

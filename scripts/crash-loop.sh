@@ -3,8 +3,9 @@
 # drives concurrent assess / verify (fido2) / redeem load, kills it with
 # SIGKILL at a random moment, restarts it and checks: audit_verify valid;
 # every token a client received has its audit record; no challenge approved
-# twice; no redeemed token redeemable again; daily totals (the approvals
-# table) equal the approved transfers in the audit log, at the amounts sent.
+# twice; no redeemed token redeemable again; the approvals table equals the
+# approved transfers in the audit log, at the amounts sent, and every daily
+# total (daily_totals) equals the sum of its approvals.
 #
 # STORE=pg runs the same loop on PostgreSQL: a throwaway cluster
 # (tests/integration/pg_cluster.sh) in a temp dir, stopped at the end;

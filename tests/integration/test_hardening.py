@@ -1007,9 +1007,9 @@ def check_state(ds, db, ledger, it):
     for jti, (_, tid, _) in tokens.items():
         if tid not in approved_tids:
             problems.append("token %s for %s issued but the transfer is not in the daily totals" % (jti, tid))
-    # daily totals are sums over the approvals table: with every row matched to an approval in the audit
-    # log and to the amount the client sent (above), and approvals == audit approvals (totals_match),
-    # the totals equal the sum of the approved transfers.
+    # with every approvals row matched to an approval in the audit log and to the amount the client sent
+    # (above), approvals == audit approvals and daily_totals == the approvals' sums (totals_match), the
+    # totals the policy reads equal the sum of the approved transfers.
     # every redeemed token stays redeemed; every token redeems at most once (across instances)
     for i, (jti, (tok, tid, _)) in enumerate(tokens.items()):
         c, c2 = cs[i % len(cs)], cs[(i + 1) % len(cs)]
@@ -1025,12 +1025,22 @@ def check_state(ds, db, ledger, it):
     return problems
 
 
+KEY = ("t.customer = a.customer AND t.day = a.day AND t.account_type = a.account_type AND"
+       " t.currency = a.currency")
+
+
 def totals_match(db):
-    """Daily totals seen by the policy (approvals table) equal the sum of the approved transfers."""
+    """Daily totals seen by the policy (daily_totals) equal the sums of the approved transfers (approvals
+    table). Returns (approvals, their sum, approvals in the audit log, daily_totals rows that disagree)."""
     n, total = db.rows("SELECT count(*), coalesce(sum(amount), 0) FROM approvals", int, int)[0]
     audit = db.rows("SELECT count(DISTINCT txn_hash) FROM audit WHERE (type='assess' AND result='allow') OR "
                     "(type='verify' AND result='approved')", int)[0][0]
-    return n, total, audit
+    wrong = db.rows("SELECT count(*) FROM (SELECT customer, day, account_type, currency, sum(amount) AS s"
+                    " FROM approvals GROUP BY customer, day, account_type, currency) a LEFT JOIN daily_totals t"
+                    " ON " + KEY + " WHERE t.amount IS NULL OR t.amount <> a.s", int)[0][0]
+    wrong += db.rows("SELECT count(*) FROM daily_totals t WHERE NOT EXISTS (SELECT 1 FROM approvals a WHERE "
+                     + KEY + ")", int)[0][0]
+    return n, total, audit, wrong
 
 
 def crash_loop(iterations, seed=1, threads=4, verbose=True, store=None, instances=1):
@@ -1072,9 +1082,11 @@ def crash_loop(iterations, seed=1, threads=4, verbose=True, store=None, instance
             for v in victims:
                 ds[v].start()
             p = check_state(ds, db, ledger, it)
-            n, total, audit = totals_match(db)
+            n, total, audit, wrong = totals_match(db)
             if n != audit:
                 p.append("approvals table has %d transfers, audit log %d approvals" % (n, audit))
+            if wrong:
+                p.append("%d daily totals differ from the sum of their approvals" % wrong)
             stats["tokens"] += len(ledger.tokens)
             stats["redeemed"] += len(ledger.redeemed)
             if verbose:

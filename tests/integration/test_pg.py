@@ -231,6 +231,8 @@ class TwoInstances(unittest.TestCase):
             self.assertIn("personal_daily_total", r["reasons"], r)
         total = psql("SELECT SUM(amount) FROM approvals WHERE customer = '%s'" % cust)
         self.assertEqual(int(total), 12 * amount)
+        total = psql("SELECT SUM(amount) FROM daily_totals WHERE customer = '%s'" % cust)
+        self.assertEqual(int(total), 12 * amount)
 
     def test_lockout_split_across_instances(self):
         cust = "C-L" + self.tag

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "audit.h"
 #include "store.h"
@@ -85,7 +86,7 @@ test_schema_version(void **state)
 	struct store *s = open_at("fresh.db", STORE_OPEN_NO_MIGRATE);
 	assert_int_equal(store_schema_version(s, &have, &want), 0);
 	assert_int_equal(have, 0);
-	assert_int_equal(want, 2);
+	assert_int_equal(want, 3);
 	store_close(&s);
 	s = open_at("fresh.db", 0);
 	assert_int_equal(store_schema_version(s, &have, &want), 0);
@@ -183,6 +184,112 @@ test_copy(void **state)
 	assert_int_equal(vd.records, 10);
 	store_close(&src);
 	store_close(&dst);
+}
+
+/* Approvals for the daily-total tests: n of them, txn ids "<prefix>-<i>", on one customer. */
+struct approvals_job {
+	const char *prefix, *customer, *currency;
+	int account_type, n;
+	int64_t day, amount;
+	int added;
+};
+
+static int
+approvals_fn(struct store_tx *tx, void *arg)
+{
+	struct approvals_job *j = arg;
+	j->added = 0;
+	for (int i = 0; i < j->n; i++) {
+		char id[64];
+		int added = 0;
+		snprintf(id, sizeof id, "%s-%d", j->prefix, i);
+		struct store_approval a = {id, j->customer, j->currency, "dev", j->account_type, j->day, j->amount,
+		                           1700000000};
+		TRY(store_approval_add(tx, &a, &added));
+		j->added += added;
+	}
+	return 0;
+}
+
+struct total_q {
+	const char *customer, *currency;
+	int account_type;
+	int64_t day, total;
+};
+
+static int
+total_fn(struct store_tx *tx, void *arg)
+{
+	struct total_q *q = arg;
+	return store_total_get(tx, q->customer, q->account_type, q->currency, q->day, &q->total);
+}
+
+static int64_t
+total_of(struct store *s, const char *customer, int account_type, const char *currency, int64_t day)
+{
+	struct total_q q = {customer, currency, account_type, day, -1};
+	assert_int_equal(store_read(s, total_fn, &q), 0);
+	return q.total;
+}
+
+static void
+test_daily_totals(void **state)
+{
+	(void)state;
+	struct store *s = open_at("totals.db", 0);
+	/* nothing approved yet: 0 */
+	assert_int_equal(total_of(s, "BIZ", 2, "VND", 20000), 0);
+	struct approvals_job j = {"T", "BIZ", "VND", 2, 500, 20000, 1000000, 0};
+	assert_int_equal(store_write(s, approvals_fn, &j), 0);
+	assert_int_equal(j.added, 500);
+	assert_int_equal(total_of(s, "BIZ", 2, "VND", 20000), 500 * 1000000LL);
+	/* the same transfers again are not counted twice */
+	assert_int_equal(store_write(s, approvals_fn, &j), 0);
+	assert_int_equal(j.added, 0);
+	assert_int_equal(total_of(s, "BIZ", 2, "VND", 20000), 500 * 1000000LL);
+	/* another day, account type or currency is another total */
+	struct approvals_job k = {"U", "BIZ", "USD", 2, 3, 20000, 7, 0};
+	assert_int_equal(store_write(s, approvals_fn, &k), 0);
+	assert_int_equal(total_of(s, "BIZ", 2, "USD", 20000), 21);
+	assert_int_equal(total_of(s, "BIZ", 1, "VND", 20000), 0);
+	assert_int_equal(total_of(s, "BIZ", 2, "VND", 20001), 0);
+	assert_int_equal(total_of(s, "OTHER", 2, "VND", 20000), 0);
+	/* a total saturates instead of wrapping */
+	struct approvals_job big = {"B", "HUGE", "VND", 1, 3, 20000, INT64_MAX / 2, 0};
+	assert_int_equal(store_write(s, approvals_fn, &big), 0);
+	assert_int_equal(total_of(s, "HUGE", 1, "VND", 20000), INT64_MAX);
+	store_close(&s);
+}
+
+/* A schema v2 database (totals summed from approvals) gets its daily totals when migrated to v3. */
+static void
+test_migrate_totals(void **state)
+{
+	(void)state;
+	char path[300];
+	struct store *s = open_at("v2.db", 0);
+	struct approvals_job a = {"A", "C-9", "VND", 1, 4, 20000, 250, 0}, b = {"B", "C-9", "VND", 1, 2, 20001, 5, 0};
+	assert_int_equal(store_write(s, approvals_fn, &a), 0);
+	assert_int_equal(store_write(s, approvals_fn, &b), 0);
+	store_close(&s);
+	/* back to v2: no daily_totals, the approvals index, version 2 */
+	sqlite3 *db = NULL;
+	snprintf(path, sizeof path, "%s/v2.db", dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "DROP TABLE daily_totals;"
+	                              " CREATE INDEX approvals_day ON approvals(customer, day, account_type, currency);"
+	                              " UPDATE meta SET v = '2' WHERE k = 'schema_version'",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	s = open_at("v2.db", 0);
+	int have = 0, want = 0;
+	assert_int_equal(store_schema_version(s, &have, &want), 0);
+	assert_int_equal(have, 3);
+	assert_int_equal(total_of(s, "C-9", 1, "VND", 20000), 1000);
+	assert_int_equal(total_of(s, "C-9", 1, "VND", 20001), 10);
+	store_close(&s);
 }
 
 static int
@@ -335,6 +442,8 @@ main(void)
 	    cmocka_unit_test(test_url_dispatch),
 	    cmocka_unit_test(test_schema_version),
 	    cmocka_unit_test(test_copy),
+	    cmocka_unit_test(test_daily_totals),
+	    cmocka_unit_test(test_migrate_totals),
 	    cmocka_unit_test(test_write_returns_after_flush),
 	    cmocka_unit_test(test_read_waits_for_flush),
 	    cmocka_unit_test(test_rerun_batches),
