@@ -166,8 +166,15 @@ assess_fn(struct store_tx *tx, void *arg)
 		}
 		TRY(store_decision_put(tx, t->id, &d));
 		if (j->dec.result == POLICY_ALLOW) {
-			struct store_approval a = {t->id, t->customer, t->currency, t->device_id, (int)t->account_type,
-			                           txn_day_vn(ctx->now), t->amount, ctx->now};
+			struct store_approval a = {.txn_id = t->id,
+			                           .customer = t->customer,
+			                           .currency = t->currency,
+			                           .device_id = t->device_id,
+			                           .account_type = (int)t->account_type,
+			                           .day = txn_day_vn(ctx->now),
+			                           .amount = t->amount,
+			                           .ts = ctx->now,
+			                           .device_known = f.device_seen};
 			int added;
 			TRY(store_approval_add(tx, &a, &added));
 		}

@@ -115,8 +115,9 @@ struct store_approval {
 	const char *txn_id, *customer, *currency, *device_id;
 	int account_type;
 	int64_t day, amount, ts;
+	int device_known; /* the caller saw device_id recorded for customer in this transaction: not written again */
 };
-/* Idempotent per txn_id: *added = 0 when it was already counted. */
+/* Idempotent per txn_id: *added = 0 when it was already counted. Records device_id as seen. */
 int store_approval_add(struct store_tx *tx, const struct store_approval *a, int *added) AUTHD_WUR;
 int store_total_get(struct store_tx *tx, const char *customer, int account_type, const char *currency,
                     int64_t day, int64_t *sum) AUTHD_WUR;

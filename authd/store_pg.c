@@ -539,7 +539,7 @@ pg_approval_add(struct store_tx *tx, const struct store_approval *a, int *added)
 		p_i64(&t, a->amount);
 		TRY(run_n(tx, S_TOTAL_ADD, &t, NULL));
 	}
-	if (a->device_id != NULL && a->device_id[0] != '\0') {
+	if (a->device_id != NULL && a->device_id[0] != '\0' && !a->device_known) {
 		struct params q = {0};
 		p_text(&q, a->customer);
 		p_text(&q, a->device_id);

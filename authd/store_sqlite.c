@@ -613,7 +613,7 @@ sq_approval_add(struct store_tx *tx, const struct store_approval *a, int *added)
 		BIND(bind_i64(st, 5, a->amount));
 		TRY(exec_done(tx, st, NULL));
 	}
-	if (a->device_id != NULL && a->device_id[0] != '\0') {
+	if (a->device_id != NULL && a->device_id[0] != '\0' && !a->device_known) {
 		if ((st = stmt(tx, S_DEV_ADD)) == NULL)
 			return AUTHD_ERR_INTERNAL;
 		BIND(bind_text(st, 1, a->customer));

@@ -105,7 +105,7 @@ fill_fn(struct store_tx *tx, void *arg)
 	char id[32], cust[32];
 	snprintf(id, sizeof id, "T-%d", f->i);
 	snprintf(cust, sizeof cust, "C-%d", f->i % 3);
-	struct store_approval a = {id, cust, "VND", "dev-1", 0, 1000 + f->i, 20000, 1700000000};
+	struct store_approval a = {id, cust, "VND", "dev-1", 0, 1000 + f->i, 20000, 1700000000, 0};
 	int added = 0;
 	TRY(store_approval_add(tx, &a, &added));
 	TRY(store_jti_redeem(tx, id, 1700000100, 1700000000));
@@ -204,7 +204,7 @@ approvals_fn(struct store_tx *tx, void *arg)
 		int added = 0;
 		snprintf(id, sizeof id, "%s-%d", j->prefix, i);
 		struct store_approval a = {id, j->customer, j->currency, "dev", j->account_type, j->day, j->amount,
-		                           1700000000};
+		                           1700000000, 0};
 		TRY(store_approval_add(tx, &a, &added));
 		j->added += added;
 	}
@@ -232,6 +232,14 @@ total_of(struct store *s, const char *customer, int account_type, const char *cu
 	return q.total;
 }
 
+static int
+device_fn(struct store_tx *tx, void *arg)
+{
+	int seen = 0;
+	TRY(store_device_seen(tx, arg, "dev", &seen));
+	return seen;
+}
+
 static void
 test_daily_totals(void **state)
 {
@@ -243,6 +251,9 @@ test_daily_totals(void **state)
 	assert_int_equal(store_write(s, approvals_fn, &j), 0);
 	assert_int_equal(j.added, 500);
 	assert_int_equal(total_of(s, "BIZ", 2, "VND", 20000), 500 * 1000000LL);
+	/* an approval records its device as seen */
+	assert_int_equal(store_read(s, device_fn, ACCT("BIZ")), 1);
+	assert_int_equal(store_read(s, device_fn, ACCT("NOBODY")), 0);
 	/* the same transfers again are not counted twice */
 	assert_int_equal(store_write(s, approvals_fn, &j), 0);
 	assert_int_equal(j.added, 0);
