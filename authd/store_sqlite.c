@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "audit.h"
+#include "sqlite_walvfs.h"
 #include "store_int.h"
 #include "util.h"
 
@@ -278,7 +279,8 @@ conn_open_path(const char *path, int readonly, struct store_conn **out)
 	c->wal_fd = -1;
 	int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
 	            SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
-	if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK)
+	/* the writer writes the WAL: a frame in one write (sqlite_walvfs.c) */
+	if (sqlite3_open_v2(path, &c->db, flags, readonly ? NULL : sqlite_walvfs_name()) != SQLITE_OK)
 		goto fail;
 	sqlite3_busy_timeout(c->db, 5000);
 	sqlite3_extended_result_codes(c->db, 1);
