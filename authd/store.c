@@ -72,6 +72,7 @@ struct store {
 	struct job *sync_head, *sync_tail;
 	/* numbers of batches: the last whose COMMIT began, the last handed to the syncer, the last flushed */
 	uint64_t commit_no, sync_upto, synced;
+	int last_batch_ok; /* the last batch handed to the syncer committed */
 	atomic_int state;
 	int schema_version;
 	pthread_key_t reader_key;
@@ -197,7 +198,9 @@ run_batch(struct store *s, struct job *batch)
 			fail_all(batch, AUTHD_ERR_UNAVAILABLE);
 			return r;
 		}
-		set_state(s, 0);
+		/* with a syncer, health turns ok only once the flush succeeded */
+		if (be->sync == NULL)
+			set_state(s, 0);
 		return 0;
 	}
 }
@@ -233,6 +236,7 @@ syncer_main(void *arg)
 			break;
 		struct job *batch = s->sync_head;
 		uint64_t upto = s->sync_upto;
+		int last_ok = s->last_batch_ok;
 		s->sync_head = s->sync_tail = NULL;
 		pthread_mutex_unlock(&s->mu);
 		int r = s->be->sync(s->writer_conn);
@@ -241,7 +245,8 @@ syncer_main(void *arg)
 				if (j->w->result >= 0)
 					j->w->result = AUTHD_ERR_UNAVAILABLE;
 			atomic_store(&s->state, STATE_COMMIT_FAILED);
-		}
+		} else if (last_ok)
+			set_state(s, 0); /* else the writer's failure state stands */
 		pthread_mutex_lock(&s->mu);
 		s->synced = upto;
 		pthread_cond_broadcast(&s->cv_synced);
@@ -292,7 +297,7 @@ writer_main(void *arg)
 			s->tail = NULL;
 		last->next = NULL;
 		pthread_mutex_unlock(&s->mu);
-		(void)run_batch(s, batch);
+		int r = run_batch(s, batch);
 		pthread_mutex_lock(&s->mu);
 		if (s->be->sync != NULL) {
 			/*
@@ -306,6 +311,7 @@ writer_main(void *arg)
 				s->sync_head = batch;
 			s->sync_tail = last;
 			s->sync_upto = s->commit_no;
+			s->last_batch_ok = r == 0;
 			pthread_cond_signal(&s->cv_sync);
 		} else
 			wake_batch(batch);

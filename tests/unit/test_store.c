@@ -336,6 +336,9 @@ test_write_returns_after_flush(void **state)
 	atomic_store(&flush_fail, 1);
 	assert_int_equal(store_write(s, freeze_fn, ACCT("ACC-2")), AUTHD_ERR_UNAVAILABLE);
 	assert_string_equal(store_health(s), "last commit failed");
+	/* and stays so while flushes fail: a commit alone does not make it ok */
+	assert_int_equal(store_write(s, freeze_fn, ACCT("ACC-4")), AUTHD_ERR_UNAVAILABLE);
+	assert_string_equal(store_health(s), "last commit failed");
 	atomic_store(&flush_fail, 0);
 	assert_int_equal(store_write(s, freeze_fn, ACCT("ACC-3")), 0);
 	assert_string_equal(store_health(s), "ok");
