@@ -5,11 +5,12 @@
  *
  * Writes go through store_write(): the function runs on the store's single
  * writer thread inside a batch transaction together with other callers'
- * functions (each in its own savepoint, so one failure does not undo the
- * others), and store_write() returns only after the batch is durably
- * committed (group commit). A function that returns < 0 has all of its
- * changes rolled back. Reads that need no atomicity with a write use
- * store_read() (a per-thread read-only snapshot).
+ * functions (one failure does not undo the others: each runs in its own
+ * savepoint, or see STORE_WORK_RERUN), and store_write() returns only after
+ * the batch is durably committed (group commit, then a flush). A function
+ * that returns < 0 has all of its changes rolled back. Reads that need no
+ * atomicity with a write use store_read() (a per-thread read-only
+ * snapshot; it returns once what it saw is durable).
  *
  * The generic layer (store.c: writer thread, job queue, savepoints, audit
  * chain head) dispatches to a backend chosen by [store] url: SQLite
