@@ -51,13 +51,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# "name ticks" for every thread of $1
+# "tid name ticks" for every thread of $1, sorted by tid
 threads() {
 	local t
 	for t in /proc/"$1"/task/*; do
-		printf '%s %s\n' "$(cat "$t/comm" 2>/dev/null || echo gone)" \
+		printf '%s %s %s\n' "${t##*/}" "$(cat "$t/comm" 2>/dev/null || echo gone)" \
 			"$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo 0)"
-	done
+	done | sort -k1,1
 }
 
 run_one() { # LABEL BUILD N
@@ -85,8 +85,9 @@ run_one() { # LABEL BUILD N
 	rate="$(sed -E 's/^assess: ([0-9]+) req\/s.*/\1/' <<<"$line")"
 	[[ "$rate" =~ ^[0-9]+$ && "$rate" -gt 0 ]] || { echo "ab-assess: no rate from authd-bench: $line" >&2; exit 1; }
 	# per-thread-name CPU over the window, in us per request
-	paste -d' ' "$tmp/t0" "$tmp/t1" | awk -v r="$rate" -v w="$window" -v hz="$tick" -v l="$label" '
-		$1 == $3 { d[$1] += $4 - $2; all += $4 - $2 }
+	# threads present at both ends of the window (join on tid): tid name ticks0 name ticks1
+	join "$tmp/t0" "$tmp/t1" | awk -v r="$rate" -v w="$window" -v hz="$tick" -v l="$label" '
+		{ d[$2] += $5 - $3; all += $5 - $3 }
 		END {
 			n = r * w; us = 1e6 / hz
 			printf "%s %6d req/s  %4.0f us/req  worker %.0f writer %.0f ckpt %.0f sync %.0f authd %.0f (us/req)\n",
