@@ -24,7 +24,11 @@ static json_t *
 canonical_obj(const struct audit_rec *r)
 {
 	json_t *reasons = NULL;
-	if (r->reasons != NULL) {
+	if (r->reasons_json != NULL) {
+		if (!json_is_array(r->reasons_json))
+			return NULL;
+		reasons = json_incref(r->reasons_json);
+	} else if (r->reasons != NULL) {
 		reasons = json_loads(r->reasons, JSON_REJECT_DUPLICATES, NULL);
 		if (!json_is_array(reasons)) {
 			json_decref(reasons);

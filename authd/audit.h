@@ -33,6 +33,7 @@ struct audit_rec {
 	const char *txn_hash;  /* hex */
 	const char *result;    /* allow, step_up, deny, approved, rejected, ... */
 	const char *reasons;   /* JSON array text, NULL = [] */
+	json_t *reasons_json;  /* optional: the same array already parsed (saves parsing it again) */
 	const char *method;    /* fido2, face, NULL */
 	const char *jti;       /* token id when one was issued */
 	const char *actor;     /* peer that asked: "uid:N" */

@@ -346,12 +346,22 @@ op_new_id(const char *prefix, char *out, size_t cap)
 	return n > 0 && (size_t)n < cap ? 0 : AUTHD_ERR_INTERNAL;
 }
 
-char *
-op_reasons_text(const char *const *reasons, size_t n)
+json_t *
+op_reasons_json(const char *const *reasons, size_t n)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; a && i < n; i++)
-		json_array_append_new(a, json_string(reasons[i]));
+		if (json_array_append_new(a, json_string(reasons[i])) != 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+char *
+op_reasons_text(const char *const *reasons, size_t n)
+{
+	json_t *a = op_reasons_json(reasons, n);
 	char *t = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
 	return t;

@@ -97,8 +97,9 @@ int op_get_int(struct op_ctx *ctx, const json_t *obj, const char *key, int64_t m
                int64_t *out) AUTHD_WUR;
 /* Random id "<prefix><22 chars>" into out (cap >= strlen(prefix) + 23). */
 int op_new_id(const char *prefix, char *out, size_t cap) AUTHD_WUR;
-/* Reasons array text from static strings. Caller frees. */
+/* Reasons array from static strings, as JSON text (caller frees) or as an array (caller decrefs). */
 char *op_reasons_text(const char *const *reasons, size_t n);
+json_t *op_reasons_json(const char *const *reasons, size_t n);
 
 /*
  * One code path for every step-up verification (ops_verify.c): verify

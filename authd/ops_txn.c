@@ -33,6 +33,7 @@ struct assess_job {
 	int replay;               /* same txn id seen before */
 	char result[16];
 	char *reasons;            /* JSON text */
+	json_t *reasons_json;     /* the same, parsed; NULL on a replay (then parsed from reasons) */
 	char jti[40];             /* set when the result is allow */
 	char jti_new[40];         /* drawn before the store work, which stays short */
 	struct store_challenge ch;
@@ -81,10 +82,11 @@ assess_challenge(struct store_tx *tx, struct assess_job *j)
 	store_creds_free(&creds, n);
 	if (j->allow == NULL)
 		return AUTHD_ERR_NOMEM;
-	json_t *body = json_pack("{s:s,s:s,s:i,s:I,s:s,s:s,s:O,s:o}", "customer", t->customer, "account", t->account,
-	                         "account_type", (int)t->account_type, "amount", (json_int_t)t->amount, "currency",
-	                         t->currency, "device_id", t->device_id, "allow", j->allow, "reasons",
-	                         json_loads(j->reasons, 0, NULL));
+	json_t *body =
+	    json_pack("{s:s,s:s,s:i,s:I,s:s,s:s,s:O,s:o}", "customer", t->customer, "account", t->account,
+	              "account_type", (int)t->account_type, "amount", (json_int_t)t->amount, "currency",
+	              t->currency, "device_id", t->device_id, "allow", j->allow, "reasons",
+	              j->reasons_json ? json_incref(j->reasons_json) : json_loads(j->reasons, 0, NULL));
 	if (body == NULL)
 		return AUTHD_ERR_NOMEM;
 	j->ch.body = json_dumps(body, JSON_COMPACT);
@@ -108,6 +110,8 @@ assess_fn(struct store_tx *tx, void *arg)
 	free(j->reasons);
 	free(j->ch.body);
 	json_decref(j->allow);
+	json_decref(j->reasons_json);
+	j->reasons_json = NULL;
 	j->reasons = NULL;
 	j->allow = NULL;
 	memset(&j->ch, 0, sizeof j->ch);
@@ -155,7 +159,8 @@ assess_fn(struct store_tx *tx, void *arg)
 		                    &f.approved_today_same_type));
 		policy_decide(ctx->cfg, t, j->geo, &f, ctx->now, &j->dec);
 		snprintf(j->result, sizeof j->result, "%s", policy_result_name(j->dec.result));
-		if ((j->reasons = op_reasons_text(j->dec.reasons, j->dec.n_reasons)) == NULL)
+		if ((j->reasons_json = op_reasons_json(j->dec.reasons, j->dec.n_reasons)) == NULL ||
+		    (j->reasons = json_dumps(j->reasons_json, JSON_COMPACT)) == NULL)
 			return AUTHD_ERR_NOMEM;
 		struct store_decision d = {.reasons = j->reasons, .created = ctx->now};
 		memcpy(d.txn_hash, t->hash, 32);
@@ -191,6 +196,7 @@ assess_fn(struct store_tx *tx, void *arg)
 		.txn_hash = hash_hex,
 		.result = j->result,
 		.reasons = j->reasons,
+		.reasons_json = j->reasons_json,
 		.jti = j->jti[0] ? j->jti : NULL,
 		.actor = ctx->actor,
 	};
@@ -234,7 +240,7 @@ assess_finish(struct op_ctx *ctx, void *arg, int r, json_t *reply)
 		goto out;
 	}
 	/* reasons first: json_object_set_new takes it even when it fails, so it can never leak. */
-	json_t *reasons = json_loads(j->reasons, 0, NULL);
+	json_t *reasons = j->reasons_json ? json_incref(j->reasons_json) : json_loads(j->reasons, 0, NULL);
 	if (reasons == NULL || json_object_set_new(reply, "reasons", reasons) != 0 ||
 	    json_object_set_new(reply, "result", json_string(j->result)) != 0) {
 		r = AUTHD_ERR_NOMEM;
@@ -247,7 +253,10 @@ assess_finish(struct op_ctx *ctx, void *arg, int r, json_t *reply)
 		char *token = NULL;
 		if ((r = approval_token(ctx, &a, &token)) < 0)
 			goto out;
-		r = json_object_set_new(reply, "token", json_string(token)) == 0 ? 0 : AUTHD_ERR_NOMEM;
+		/* base64url and dots, made here: no UTF-8 check needed */
+		r = json_object_set_new(reply, "token", json_stringn_nocheck(token, strlen(token))) == 0
+		        ? 0
+		        : AUTHD_ERR_NOMEM;
 		free(token);
 		if (r < 0)
 			goto out;
@@ -265,6 +274,7 @@ out:
 	free(j->reasons);
 	free(j->ch.body);
 	json_decref(j->allow);
+	json_decref(j->reasons_json);
 	return r;
 }
 
