@@ -41,6 +41,13 @@ struct assess_job {
 	char msg[256];
 };
 
+/* A new reference to the reasons array (parsed from the text on a replay); NULL when out of memory. */
+static json_t *
+reasons_of(const struct assess_job *j)
+{
+	return j->reasons_json ? json_incref(j->reasons_json) : json_loads(j->reasons, 0, NULL);
+}
+
 static int
 assess_challenge(struct store_tx *tx, struct assess_job *j)
 {
@@ -85,8 +92,7 @@ assess_challenge(struct store_tx *tx, struct assess_job *j)
 	json_t *body =
 	    json_pack("{s:s,s:s,s:i,s:I,s:s,s:s,s:O,s:o}", "customer", t->customer, "account", t->account,
 	              "account_type", (int)t->account_type, "amount", (json_int_t)t->amount, "currency",
-	              t->currency, "device_id", t->device_id, "allow", j->allow, "reasons",
-	              j->reasons_json ? json_incref(j->reasons_json) : json_loads(j->reasons, 0, NULL));
+	              t->currency, "device_id", t->device_id, "allow", j->allow, "reasons", reasons_of(j));
 	if (body == NULL)
 		return AUTHD_ERR_NOMEM;
 	j->ch.body = json_dumps(body, JSON_COMPACT);
@@ -240,7 +246,7 @@ assess_finish(struct op_ctx *ctx, void *arg, int r, json_t *reply)
 		goto out;
 	}
 	/* reasons first: json_object_set_new takes it even when it fails, so it can never leak. */
-	json_t *reasons = j->reasons_json ? json_incref(j->reasons_json) : json_loads(j->reasons, 0, NULL);
+	json_t *reasons = reasons_of(j);
 	if (reasons == NULL || json_object_set_new(reply, "reasons", reasons) != 0 ||
 	    json_object_set_new(reply, "result", json_string(j->result)) != 0) {
 		r = AUTHD_ERR_NOMEM;

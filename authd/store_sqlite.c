@@ -1075,25 +1075,6 @@ sq_commit(struct store_conn *c)
 	return r < 0 ? AUTHD_ERR_UNAVAILABLE : 0;
 }
 
-/* fsync of the directory holding path (a new file's name is durable only then). */
-static int
-sync_dir_of(const char *path)
-{
-	char dir[4096];
-	const char *slash = strrchr(path, '/');
-	int n = slash == NULL
-	            ? snprintf(dir, sizeof dir, ".")
-	            : snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-	if (n < 0 || (size_t)n >= sizeof dir)
-		return AUTHD_ERR_IO;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return AUTHD_ERR_IO;
-	int r = fsync(fd);
-	close(fd);
-	return r == 0 ? 0 : AUTHD_ERR_IO;
-}
-
 /*
  * Makes every commit so far durable: fdatasync of the WAL, which holds every
  * committed frame not yet checkpointed (a checkpoint flushes the WAL before
@@ -1113,7 +1094,7 @@ sq_sync(struct store_conn *c)
 	if (c->wal_fd < 0) {
 		if ((c->wal_fd = open(c->wal_path, O_RDWR | O_CLOEXEC)) < 0)
 			return AUTHD_ERR_IO;
-		if (sync_dir_of(c->wal_path) < 0)
+		if (util_sync_dir_of(c->wal_path) < 0)
 			return AUTHD_ERR_IO;
 	}
 	int r;

@@ -267,11 +267,24 @@ util_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
 }
 
 int
+util_sync_dir_of(const char *path)
+{
+	char dir[4096];
+	if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+		return AUTHD_ERR_IO;
+	int fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return AUTHD_ERR_IO;
+	int r = fsync(fd);
+	close(fd);
+	return r == 0 ? 0 : AUTHD_ERR_IO;
+}
+
+int
 util_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
 {
-	char tmp[4096], dir[4096];
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp ||
-	    snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+	char tmp[4096];
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
 		return AUTHD_ERR_IO;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
@@ -294,11 +307,7 @@ util_write_file_atomic(const char *path, const void *data, size_t len, unsigned 
 		unlink(tmp);
 		return AUTHD_ERR_IO;
 	}
-	int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
+	(void)util_sync_dir_of(path);
 	return 0;
 fail:
 	close(fd);

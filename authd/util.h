@@ -62,6 +62,9 @@ void util_crypto_done(void);
 int util_read_file(const char *path, size_t max, uint8_t **out, size_t *len) AUTHD_WUR;
 /* Writes a file atomically (tmp + fsync + rename + dir fsync) with mode. */
 int util_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode) AUTHD_WUR;
+/* fsync of the directory holding path: a new or renamed file's name is durable only then (0 or AUTHD_ERR_IO).
+ */
+int util_sync_dir_of(const char *path);
 
 /* 1 when s is valid UTF-8 of len bytes with no NUL and no C0 control char. */
 int util_is_clean_utf8(const char *s, size_t len);
