@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -160,17 +161,25 @@ static const char *const stmt_sql[S__COUNT] = {
  * WAL checkpoints. A writable connection does not checkpoint inside its
  * commits (that would stall every request of the batch): once the WAL holds
  * CKPT_FRAMES frames, a thread with its own connection copies them back
- * (PASSIVE: it never blocks the writer). Only if the WAL still reaches
- * CKPT_INLINE_FRAMES does the writer checkpoint itself, which bounds the WAL.
+ * (PASSIVE: it never blocks the writer), at most one round per
+ * CKPT_INTERVAL_MS. A page that commits rewrite again and again (a leaf of
+ * daily totals, the tail of the audit table, interior pages) is then copied
+ * once per round instead of once per commit. A round repeats its checkpoint
+ * until one ends with every frame copied (at most CKPT_ROUNDS times): SQLite
+ * starts the WAL over at the next write only after such a checkpoint. Only
+ * if the WAL still reaches CKPT_INLINE_FRAMES does the writer checkpoint
+ * itself, which bounds the WAL.
  */
 #define CKPT_FRAMES 1000
+#define CKPT_INTERVAL_MS 200
+#define CKPT_ROUNDS 16
 #define CKPT_INLINE_FRAMES 16000
 
 struct ckpt {
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int want, stop;
+	pthread_cond_t cv; /* CLOCK_MONOTONIC */
+	int want, resting, stop;
 	sqlite3 *db;
 };
 
@@ -184,6 +193,18 @@ struct store_conn {
 	struct store_conn *next; /* every connection, for closing */
 };
 
+/* Checkpoints until every frame of the WAL is in the database (or CKPT_ROUNDS tries, or an error). */
+static void
+ckpt_round(sqlite3 *db)
+{
+	for (int i = 0; i < CKPT_ROUNDS; i++) {
+		int log = 0, done = 0;
+		if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) != SQLITE_OK ||
+		    done >= log)
+			return;
+	}
+}
+
 static void *
 ckpt_main(void *arg)
 {
@@ -196,8 +217,18 @@ ckpt_main(void *arg)
 			break;
 		k->want = 0;
 		pthread_mutex_unlock(&k->mu);
-		(void)sqlite3_wal_checkpoint_v2(k->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		ckpt_round(k->db);
 		pthread_mutex_lock(&k->mu);
+		/* rest: commits meanwhile only add frames for the next round */
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += CKPT_INTERVAL_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		k->resting = 1;
+		while (!k->stop && pthread_cond_timedwait(&k->cv, &k->mu, &until) == 0)
+			;
+		k->resting = 0;
 	}
 	pthread_mutex_unlock(&k->mu);
 	return NULL;
@@ -211,8 +242,11 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 		(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	} else if (frames >= CKPT_FRAMES) {
 		pthread_mutex_lock(&k->mu);
-		k->want = 1;
-		pthread_cond_signal(&k->cv);
+		if (!k->want) {
+			k->want = 1;
+			if (!k->resting)
+				pthread_cond_signal(&k->cv);
+		}
 		pthread_mutex_unlock(&k->mu);
 	}
 	return SQLITE_OK;
@@ -255,8 +289,12 @@ ckpt_start(struct store_conn *c, const char *path)
 		free(k);
 		return AUTHD_ERR_UNAVAILABLE;
 	}
+	pthread_condattr_t ca;
 	pthread_mutex_init(&k->mu, NULL);
-	pthread_cond_init(&k->cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&k->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	if (pthread_create(&k->thread, NULL, ckpt_main, k) != 0) {
 		sqlite3_close(k->db);
 		pthread_cond_destroy(&k->cv);
