@@ -317,7 +317,7 @@ conn_open_path(const char *path, int readonly, struct store_conn **out)
 	c->wal_fd = -1;
 	int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
 	            SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
-	/* the writer writes the WAL: a frame in one write (sqlite_walvfs.c) */
+	/* the writer writes the WAL: a commit's frames in about two writes (sqlite_walvfs.c) */
 	if (sqlite3_open_v2(path, &c->db, flags, readonly ? NULL : sqlite_walvfs_name()) != SQLITE_OK)
 		goto fail;
 	sqlite3_busy_timeout(c->db, 5000);
@@ -1110,6 +1110,9 @@ static int
 sq_commit(struct store_conn *c)
 {
 	int r = conn_exec(c, S_TX_COMMIT);
+	/* nothing of the commit may wait in the WAL shim when the syncer flushes the file */
+	if (r >= 0 && sqlite_walvfs_flush(c->db) != SQLITE_OK)
+		r = AUTHD_ERR_IO;
 	return r < 0 ? AUTHD_ERR_UNAVAILABLE : 0;
 }
 

@@ -4,7 +4,10 @@
  * default VFS sees exactly the committed rows; a copy of the database and
  * WAL files taken without any checkpoint (what a crash leaves on disk)
  * recovers every committed transaction; integrity_check passes. Bigger
- * pages and a rolled-back transaction go the same way.
+ * pages, commits bigger than one held run, a tiny page cache (frames
+ * spilled before the commit and rewritten in place) and rolled-back
+ * transactions go the same way. A commit of a few dozen frames is one or
+ * two writes (the unix VFS's pwrite64 is counted through xSetSystemCall).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,9 +78,27 @@ check_integrity(sqlite3 *db)
 	sqlite3_finalize(st);
 }
 
-/* n transactions of rows rows each through the shim, checked from outside after each. */
+static int pwrites;
+static sqlite3_syscall_ptr real_pwrite;
+
+static ssize_t
+counting_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	pwrites++;
+	return ((ssize_t(*)(int, const void *, size_t, off_t))real_pwrite)(fd, buf, n, off);
+}
+
+struct shape {
+	int page_size;
+	int rows;      /* per transaction */
+	int min, span; /* row sizes: min + (i % span) bytes */
+	int cache;     /* the writer's cache_size (pages); 0: the default */
+	int updates;   /* also rewrite every row of the transaction this many times */
+};
+
+/* 20 transactions through the shim, checked from outside after each. */
 static void
-run(const char *name, int page_size)
+run(const char *name, struct shape sh)
 {
 	char path[200], copy[200], wal[256], copy_wal[256], sql[300];
 	const char *vfs = sqlite_walvfs_name();
@@ -88,23 +109,33 @@ run(const char *name, int page_size)
 	snprintf(copy_wal, sizeof copy_wal, "%s-wal", copy);
 
 	sqlite3 *w = open_db(path, vfs);
-	snprintf(sql, sizeof sql, "PRAGMA page_size = %d", page_size);
+	snprintf(sql, sizeof sql, "PRAGMA page_size = %d", sh.page_size);
 	exec(w, sql);
+	if (sh.cache > 0) {
+		snprintf(sql, sizeof sql, "PRAGMA cache_size = %d", sh.cache);
+		exec(w, sql);
+	}
 	exec(w, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;"
 	        " CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)");
 	sqlite3 *r = open_db(path, NULL);
 	int64_t want = 0;
 	for (int tx = 0; tx < 20; tx++) {
 		exec(w, "BEGIN IMMEDIATE");
-		for (int i = 0; i < 50; i++) {
-			snprintf(sql, sizeof sql, "INSERT INTO t(v) VALUES(randomblob(%d))", 100 + (tx * 50 + i) % 900);
+		for (int i = 0; i < sh.rows; i++) {
+			snprintf(sql, sizeof sql, "INSERT INTO t(v) VALUES(randomblob(%d))",
+			         sh.min + (tx * sh.rows + i) % sh.span);
+			exec(w, sql);
+		}
+		for (int u = 0; u < sh.updates; u++) {
+			snprintf(sql, sizeof sql, "UPDATE t SET v = randomblob(length(v)) WHERE k > %lld",
+			         (long long)sqlite3_last_insert_rowid(w) - sh.rows);
 			exec(w, sql);
 		}
 		if (tx % 7 == 3) {
 			exec(w, "ROLLBACK"); /* nothing of it may show */
 		} else {
 			exec(w, "COMMIT");
-			want += 50;
+			want += sh.rows;
 		}
 		assert_int_equal(count(r), want);
 	}
@@ -124,14 +155,61 @@ static void
 test_wal_4k(void **state)
 {
 	(void)state;
-	run("p4k", 4096);
+	run("p4k", (struct shape){4096, 50, 100, 900, 0, 0});
 }
 
 static void
 test_wal_64k(void **state)
 {
 	(void)state;
-	run("p64k", 65536);
+	run("p64k", (struct shape){65536, 50, 100, 900, 0, 0});
+}
+
+/* ~60 frames per commit: the run fills and is written mid-commit */
+static void
+test_wal_big_commits(void **state)
+{
+	(void)state;
+	run("big", (struct shape){4096, 80, 2000, 2000, 0, 0});
+}
+
+/* a 10-page cache: SQLite spills frames before the commit and rewrites them in place */
+static void
+test_wal_spills(void **state)
+{
+	(void)state;
+	run("spill", (struct shape){4096, 120, 500, 1500, 10, 2});
+}
+
+static void
+test_commit_writes(void **state)
+{
+	(void)state;
+	char path[200];
+	snprintf(path, sizeof path, "%s/count.db", dir);
+	sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
+	assert_non_null(unix_vfs);
+	real_pwrite = unix_vfs->xGetSystemCall(unix_vfs, "pwrite64");
+	assert_non_null(real_pwrite);
+	sqlite3 *w = open_db(path, sqlite_walvfs_name());
+	exec(w, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;"
+	        " CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)");
+	assert_int_equal(unix_vfs->xSetSystemCall(unix_vfs, "pwrite64", (sqlite3_syscall_ptr)counting_pwrite),
+	                 SQLITE_OK);
+	for (int tx = 0; tx < 5; tx++) {
+		exec(w, "BEGIN IMMEDIATE");
+		for (int i = 0; i < 20; i++)
+			exec(w, "INSERT INTO t(v) VALUES(randomblob(3000))"); /* ~20 pages */
+		pwrites = 0;
+		exec(w, "COMMIT");
+		/* without the shim: two per frame, over 40 */
+		assert_in_range(pwrites, 1, 2);
+	}
+	assert_int_equal(unix_vfs->xSetSystemCall(unix_vfs, "pwrite64", real_pwrite), SQLITE_OK);
+	sqlite3 *r = open_db(path, NULL);
+	assert_int_equal(count(r), 100);
+	sqlite3_close(r);
+	assert_int_equal(sqlite3_close(w), SQLITE_OK);
 }
 
 int
@@ -142,6 +220,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_wal_4k),
 	    cmocka_unit_test(test_wal_64k),
+	    cmocka_unit_test(test_wal_big_commits),
+	    cmocka_unit_test(test_wal_spills),
+	    cmocka_unit_test(test_commit_writes),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[128];
