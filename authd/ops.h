@@ -130,6 +130,11 @@ void staff_rp_id(const struct config *cfg, char *out, size_t cap);
 /* 0 when user passed step-up (an approved login_verify) within [admin] stepup_window; AUTHD_ERR_UNAUTHORIZED if not. */
 int staff_stepup_recent(struct store_tx *tx, struct op_ctx *ctx, const char *user, int64_t *when) AUTHD_WUR;
 
+struct txn;
+struct policy_facts;
+/* What policy_decide needs to know from the store about t, on the Hanoi day of now (assess, policy_explain). */
+int op_policy_facts(struct store_tx *tx, const struct txn *t, int64_t now, struct policy_facts *f) AUTHD_WUR;
+
 /* Four-eyes (ops_approve.c): 1 when this request must become a pending action. */
 int four_eyes_required(struct op_ctx *ctx, const char *op, const json_t *req);
 /* Stores the request as a pending action and fills reply {"result":"pending","pending_id",...}. */

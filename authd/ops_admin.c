@@ -372,13 +372,7 @@ static int
 explain_fn(struct store_tx *tx, void *arg)
 {
 	struct explain_job *j = arg;
-	struct store_lockout lo;
-	TRY(store_frozen_get(tx, j->t->account, &j->f.account_frozen));
-	TRY(store_lockout_get(tx, j->t->customer, &lo));
-	j->f.customer_locked = lo.locked;
-	TRY(store_device_seen(tx, j->t->customer, j->t->device_id, &j->f.device_seen));
-	return store_total_get(tx, j->t->customer, (int)j->t->account_type, j->t->currency,
-	                       txn_day_vn(j->ctx->now), &j->f.approved_today_same_type);
+	return op_policy_facts(tx, j->t, j->ctx->now, &j->f);
 }
 
 int

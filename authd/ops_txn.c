@@ -102,6 +102,19 @@ assess_challenge(struct store_tx *tx, struct assess_job *j)
 	return store_challenge_put(tx, &j->ch);
 }
 
+int
+op_policy_facts(struct store_tx *tx, const struct txn *t, int64_t now, struct policy_facts *f)
+{
+	struct store_txn_facts sf;
+	TRY(store_txn_facts(tx, t->account, t->customer, t->device_id, (int)t->account_type, t->currency,
+	                    txn_day_vn(now), &sf));
+	*f = (struct policy_facts){.account_frozen = sf.account_frozen,
+	                           .customer_locked = sf.customer_locked,
+	                           .device_seen = sf.device_seen,
+	                           .approved_today_same_type = sf.approved_today};
+	return 0;
+}
+
 static int
 assess_fn(struct store_tx *tx, void *arg)
 {
@@ -155,14 +168,8 @@ assess_fn(struct store_tx *tx, void *arg)
 			}
 		}
 	} else if (r == AUTHD_ERR_NOT_FOUND) {
-		struct policy_facts f = {0};
-		struct store_lockout lo;
-		TRY(store_frozen_get(tx, t->account, &f.account_frozen));
-		TRY(store_lockout_get(tx, t->customer, &lo));
-		f.customer_locked = lo.locked;
-		TRY(store_device_seen(tx, t->customer, t->device_id, &f.device_seen));
-		TRY(store_total_get(tx, t->customer, (int)t->account_type, t->currency, txn_day_vn(ctx->now),
-		                    &f.approved_today_same_type));
+		struct policy_facts f;
+		TRY(op_policy_facts(tx, t, ctx->now, &f));
 		policy_decide(ctx->cfg, t, j->geo, &f, ctx->now, &j->dec);
 		snprintf(j->result, sizeof j->result, "%s", policy_result_name(j->dec.result));
 		if ((j->reasons_json = op_reasons_json(j->dec.reasons, j->dec.n_reasons)) == NULL ||

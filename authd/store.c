@@ -610,6 +610,23 @@ store_device_seen(struct store_tx *tx, const char *customer, const char *device_
 }
 
 int
+store_txn_facts(struct store_tx *tx, const char *account, const char *customer, const char *device_id,
+                int account_type, const char *currency, int64_t day, struct store_txn_facts *f)
+{
+	struct store_lockout lo;
+	memset(f, 0, sizeof *f);
+	if (device_id != NULL && device_id[0] == '\0')
+		device_id = NULL;
+	if (BE(tx)->txn_facts != NULL)
+		return BE(tx)->txn_facts(tx, account, customer, device_id, account_type, currency, day, f);
+	TRY(store_frozen_get(tx, account, &f->account_frozen));
+	TRY(store_lockout_get(tx, customer, &lo));
+	f->customer_locked = lo.locked;
+	TRY(store_device_seen(tx, customer, device_id, &f->device_seen));
+	return store_total_get(tx, customer, account_type, currency, day, &f->approved_today);
+}
+
+int
 store_frozen_get(struct store_tx *tx, const char *account, int *frozen)
 {
 	return BE(tx)->frozen_get(tx, account, frozen);

@@ -124,6 +124,17 @@ int store_total_get(struct store_tx *tx, const char *customer, int account_type,
                     int64_t day, int64_t *sum) AUTHD_WUR;
 int store_device_seen(struct store_tx *tx, const char *customer, const char *device_id, int *seen) AUTHD_WUR;
 
+/* What a transfer's policy reads: store_frozen_get, store_lockout_get's locked, store_device_seen and
+ * store_total_get at once (SQLite: one statement; the same values and locks as the four calls). */
+struct store_txn_facts {
+	int account_frozen;
+	int customer_locked;
+	int device_seen;
+	int64_t approved_today; /* customer's approved total for day, account_type and currency */
+};
+int store_txn_facts(struct store_tx *tx, const char *account, const char *customer, const char *device_id,
+                    int account_type, const char *currency, int64_t day, struct store_txn_facts *f) AUTHD_WUR;
+
 /* ---- frozen accounts, lockouts ---- */
 int store_frozen_get(struct store_tx *tx, const char *account, int *frozen) AUTHD_WUR;
 /* *changed = 0 when the account was already in that state. */

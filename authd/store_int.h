@@ -98,6 +98,9 @@ struct store_backend {
 	int (*total_get)(struct store_tx *tx, const char *customer, int account_type, const char *currency,
 	                 int64_t day, int64_t *sum);
 	int (*device_seen)(struct store_tx *tx, const char *customer, const char *device_id, int *seen);
+	/* optional: store_txn_facts in one step (device_id NULL when there is none); else the four calls */
+	int (*txn_facts)(struct store_tx *tx, const char *account, const char *customer, const char *device_id,
+	                 int account_type, const char *currency, int64_t day, struct store_txn_facts *f);
 	int (*frozen_get)(struct store_tx *tx, const char *account, int *frozen);
 	int (*frozen_set)(struct store_tx *tx, const char *account, int frozen, const char *reason, int64_t now,
 	                  int *changed);

@@ -97,7 +97,7 @@ static const char *const schema_v3[] = {
 enum stmt_id {
 	S_CH_PUT, S_CH_GET, S_CH_CONSUME, S_CH_ATTEMPT, S_CH_KILL,
 	S_DEC_GET, S_DEC_PUT,
-	S_APPR_ADD, S_DEV_ADD, S_TOTAL, S_TOTAL_ADD, S_DEV_SEEN,
+	S_APPR_ADD, S_DEV_ADD, S_TOTAL, S_TOTAL_ADD, S_DEV_SEEN, S_TXN_FACTS,
 	S_FROZEN_GET, S_FROZEN_ADD, S_FROZEN_DEL,
 	S_LOCK_GET, S_LOCK_PUT,
 	S_JTI,
@@ -127,6 +127,12 @@ static const char *const stmt_sql[S__COUNT] = {
 	                " WHEN amount > 9223372036854775807 - excluded.amount THEN 9223372036854775807"
 	                " ELSE amount + excluded.amount END",
 	[S_DEV_SEEN] = "SELECT 1 FROM devices WHERE customer = ? AND device_id = ?",
+	/* S_FROZEN_GET, S_LOCK_GET's locked, S_DEV_SEEN and S_TOTAL in one step */
+	[S_TXN_FACTS] = "SELECT EXISTS(SELECT 1 FROM frozen WHERE account = ?1),"
+	                " coalesce((SELECT locked FROM lockouts WHERE subject = ?2), 0),"
+	                " EXISTS(SELECT 1 FROM devices WHERE customer = ?2 AND device_id = ?3),"
+	                " coalesce((SELECT amount FROM daily_totals WHERE customer = ?2 AND day = ?4 AND"
+	                " account_type = ?5 AND currency = ?6), 0)",
 	[S_FROZEN_GET] = "SELECT 1 FROM frozen WHERE account = ?",
 	[S_FROZEN_ADD] = "INSERT OR IGNORE INTO frozen VALUES(?,?,?)",
 	[S_FROZEN_DEL] = "DELETE FROM frozen WHERE account = ?",
@@ -710,6 +716,34 @@ static int
 sq_device_seen(struct store_tx *tx, const char *customer, const char *device_id, int *seen)
 {
 	return exists(tx, S_DEV_SEEN, customer, device_id, seen);
+}
+
+static int
+sq_txn_facts(struct store_tx *tx, const char *account, const char *customer, const char *device_id,
+             int account_type, const char *currency, int64_t day, struct store_txn_facts *f)
+{
+	sqlite3_stmt *st = stmt(tx, S_TXN_FACTS);
+	int r;
+	if (st == NULL)
+		return AUTHD_ERR_INTERNAL;
+	BIND(bind_text(st, 1, account));
+	BIND(bind_text(st, 2, customer));
+	BIND(bind_text(st, 3, device_id)); /* NULL: no device, never seen */
+	BIND(bind_i64(st, 4, day));
+	BIND(bind_i64(st, 5, account_type));
+	BIND(bind_text(st, 6, currency));
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		f->account_frozen = sqlite3_column_int(st, 0) != 0;
+		f->customer_locked = sqlite3_column_int(st, 1);
+		f->device_seen = sqlite3_column_int(st, 2) != 0;
+		f->approved_today = sqlite3_column_int64(st, 3);
+		r = 0;
+	} else
+		r = rc == SQLITE_DONE ? AUTHD_ERR_INTERNAL : map_rc(rc);
+out:
+	done(st);
+	return r;
 }
 
 /* ---------------- frozen, lockouts ---------------- */
@@ -1367,6 +1401,7 @@ const struct store_backend store_backend_sqlite = {
     .approval_add = sq_approval_add,
     .total_get = sq_total_get,
     .device_seen = sq_device_seen,
+    .txn_facts = sq_txn_facts,
     .frozen_get = sq_frozen_get,
     .frozen_set = sq_frozen_set,
     .lockout_get = sq_lockout_get,

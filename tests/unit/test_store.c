@@ -320,6 +320,82 @@ frozen_fn(struct store_tx *tx, void *arg)
 	return frozen;
 }
 
+struct facts_q {
+	const char *account, *customer, *device, *currency;
+	int account_type;
+	int64_t day;
+	struct store_txn_facts f;
+};
+
+/* store_txn_facts, checked against the four calls it stands for, in the same transaction. */
+static int
+facts_fn(struct store_tx *tx, void *arg)
+{
+	struct facts_q *q = arg;
+	struct store_lockout lo;
+	int frozen = -1, seen = -1;
+	int64_t total = -1;
+	TRY(store_txn_facts(tx, q->account, q->customer, q->device, q->account_type, q->currency, q->day, &q->f));
+	TRY(store_frozen_get(tx, q->account, &frozen));
+	TRY(store_lockout_get(tx, q->customer, &lo));
+	TRY(store_device_seen(tx, q->customer, q->device, &seen));
+	TRY(store_total_get(tx, q->customer, q->account_type, q->currency, q->day, &total));
+	if (q->f.account_frozen != frozen || q->f.customer_locked != lo.locked || q->f.device_seen != seen ||
+	    q->f.approved_today != total)
+		return AUTHD_ERR_INTERNAL;
+	return 0;
+}
+
+static int
+lock_fn(struct store_tx *tx, void *arg)
+{
+	struct store_lockout lo = {5, 1, 1700000000, 5};
+	return store_lockout_put(tx, arg, &lo);
+}
+
+static struct store_txn_facts
+facts_of(struct store *s, int write, const char *account, const char *customer, const char *device,
+         int account_type, const char *currency, int64_t day)
+{
+	struct facts_q q = {account, customer, device, currency, account_type, day, {-1, -1, -1, -1}};
+	assert_int_equal(write ? store_write(s, facts_fn, &q) : store_read(s, facts_fn, &q), 0);
+	return q.f;
+}
+
+static void
+test_txn_facts(void **state)
+{
+	(void)state;
+	struct store *s = open_at("facts.db", 0);
+	struct approvals_job j = {"F", "C-1", "VND", 1, 3, 20000, 100, 0};
+	assert_int_equal(store_write(s, approvals_fn, &j), 0);
+	assert_int_equal(store_write(s, freeze_fn, ACCT("ACC-F")), 0);
+	assert_int_equal(store_write(s, lock_fn, ACCT("C-L")), 0);
+	for (int w = 0; w <= 1; w++) {
+		struct store_txn_facts f = facts_of(s, w, "ACC-1", "C-1", "dev", 1, "VND", 20000);
+		assert_int_equal(f.account_frozen, 0);
+		assert_int_equal(f.customer_locked, 0);
+		assert_int_equal(f.device_seen, 1);
+		assert_int_equal(f.approved_today, 300);
+		/* another device, day, type or currency */
+		f = facts_of(s, w, "ACC-1", "C-1", "other", 1, "VND", 20001);
+		assert_int_equal(f.device_seen, 0);
+		assert_int_equal(f.approved_today, 0);
+		assert_int_equal(facts_of(s, w, "ACC-1", "C-1", "dev", 2, "VND", 20000).approved_today, 0);
+		assert_int_equal(facts_of(s, w, "ACC-1", "C-1", "dev", 1, "USD", 20000).approved_today, 0);
+		/* no device: never seen */
+		assert_int_equal(facts_of(s, w, "ACC-1", "C-1", "", 1, "VND", 20000).device_seen, 0);
+		assert_int_equal(facts_of(s, w, "ACC-1", "C-1", NULL, 1, "VND", 20000).device_seen, 0);
+		/* frozen account, locked customer, unknown customer */
+		f = facts_of(s, w, "ACC-F", "C-L", "dev", 1, "VND", 20000);
+		assert_int_equal(f.account_frozen, 1);
+		assert_int_equal(f.customer_locked, 1);
+		assert_int_equal(f.device_seen, 0);
+		assert_int_equal(f.approved_today, 0);
+	}
+	store_close(&s);
+}
+
 static void
 test_write_returns_after_flush(void **state)
 {
@@ -457,6 +533,7 @@ main(void)
 	    cmocka_unit_test(test_schema_version),
 	    cmocka_unit_test(test_copy),
 	    cmocka_unit_test(test_daily_totals),
+	    cmocka_unit_test(test_txn_facts),
 	    cmocka_unit_test(test_migrate_totals),
 	    cmocka_unit_test(test_write_returns_after_flush),
 	    cmocka_unit_test(test_read_waits_for_flush),
