@@ -171,10 +171,12 @@ static const char *const stmt_sql[S__COUNT] = {
  * CKPT_INTERVAL_MS. A page that commits rewrite again and again (a leaf of
  * daily totals, the tail of the audit table, interior pages) is then copied
  * once per round instead of once per commit. A round repeats its checkpoint
- * until one ends with every frame copied (at most CKPT_ROUNDS times): SQLite
- * starts the WAL over at the next write only after such a checkpoint. Only
- * if the WAL still reaches CKPT_INLINE_FRAMES does the writer checkpoint
- * itself, which bounds the WAL.
+ * until one ends with every frame copied (at most CKPT_ROUNDS times).
+ * SQLite starts the WAL over only at a write transaction that begins with
+ * every frame copied. Under steady load the writer's next transaction has
+ * always begun by then, so only the writer's own checkpoint, between two of
+ * its commits, gets there: it runs once the WAL reaches CKPT_INLINE_FRAMES,
+ * which bounds the WAL (a 20-30 ms stall at full load: docs/performance.md).
  */
 #define CKPT_FRAMES 1000
 #define CKPT_INTERVAL_MS 200
