@@ -1047,6 +1047,9 @@ def crash_loop(iterations, seed=1, threads=4, verbose=True, store=None, instance
     """SIGKILL under load, restart, check (issue 9). store: None for SQLite in the state dir, else
     (url, PgDB) of a PostgreSQL database; instances > 1 share that store (and the keys), and each
     iteration kills one of them or both, each at its own random moment."""
+    if threads > N_CUSTOMERS:
+        # each thread is one customer: its txn ids and its soft key's sign counter are its own
+        raise ValueError("crash_loop: at most %d threads (N_CUSTOMERS)" % N_CUSTOMERS)
     rng = random.Random(seed)
     conf = CRASH_CONF + ("[store]\nurl = %s\n" % store[0] if store else "")
     ds = [Daemon(conf)]
