@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "assess_req.h"
 #include "authd_client.h"
 
 #define MAX_REPLY (64u << 20)
@@ -155,15 +156,7 @@ assess_format(char *buf, size_t cap, unsigned conn, uint64_t seq, const char *re
 {
 	/* Personal account, small amount, known device: the allow path (see bench/bench.conf). */
 	unsigned cust = (unsigned)((seq * 2654435761u + conn) % g.customers);
-	return snprintf(buf, cap,
-	                "{\"v\":1,\"id\":\"%s\",\"op\":\"assess\",\"txn\":{"
-	                "\"id\":\"%s\",\"customer\":\"C-bench-%u\",\"account\":\"90%08u\","
-	                "\"account_type\":\"personal\",\"account_opened\":1600000000,"
-	                "\"amount\":%u,\"currency\":\"VND\","
-	                "\"payee\":{\"account\":\"9876543210\",\"bank\":\"VCB\",\"name\":\"Bench Payee\"},"
-	                "\"channel\":\"internet_banking\",\"src_ip\":\"203.0.113.9\","
-	                "\"device_id\":\"dev-bench\",\"risk_flag\":false}}",
-	                req_id, req_id, cust, cust, 10000u + (unsigned)(seq % 1000));
+	return bench_assess_json(buf, cap, req_id, cust, 10000u + (unsigned)(seq % 1000));
 }
 
 static enum verdict
