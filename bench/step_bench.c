@@ -17,7 +17,8 @@
  *     (proto_reply_ok + proto_encode), the audit record hash (audit_hash);
  * and last the whole request: ops_handle_frames over groups of K frames
  * (default 32, as a worker takes them from a pipelined connection), N
- * requests with fresh transaction ids, counting the CPU of every thread of
+ * requests with fresh transaction ids over 1000 customers (authd-bench's
+ * default is 100000: more distinct pages), counting the CPU of every thread of
  * the process (CLOCK_PROCESS_CPUTIME_ID: the store threads' SQL, audit
  * append, commit and fdatasync included), and of that the store writer's
  * (from /proc: the serial part of the request). Every reply must be an
