@@ -48,7 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "assess_req.h"
+#include "bench_common.h"
 #include "authd_client.h"
 
 #define MAX_REPLY (64u << 20)
@@ -484,18 +484,6 @@ usage(FILE *f)
 	           "  --threads T        client threads, each an epoll loop (default 1)\n"
 	           "  --customers M      distinct customers/accounts the requests spread over (default 100000)\n"
 	           "prints one line: OP: <req/s> req/s, p50 <us> us, p99 <us> us, errors <n>\n");
-}
-
-static int
-parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
-		return -1;
-	*out = (unsigned)v;
-	return 0;
 }
 
 static int

@@ -7,7 +7,7 @@
  *
  * Sets up a real daemon state in a fresh temporary directory under $TMPDIR
  * (/tmp): FILE's configuration (bench/bench.conf makes the request of
- * bench/assess_req.h an allow), signing keys, the SQLite store with its
+ * bench/bench_common.h an allow), signing keys, the SQLite store with its
  * writer, syncer and checkpoint threads. Then, on this thread, times each
  * step of the request path N times in CPU time (CLOCK_THREAD_CPUTIME_ID):
  *   - raw ES256 sign of a digest through EVP (the reference: what
@@ -39,7 +39,7 @@
 #include <openssl/evp.h>
 
 #include "approval.h"
-#include "assess_req.h"
+#include "bench_common.h"
 #include "audit.h"
 #include "daemon.h"
 #include "ops.h"
@@ -200,25 +200,28 @@ main(int argc, char **argv)
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *config_path = NULL;
-	long n = 20000, group = 32;
-	int o;
-	while ((o = getopt_long(argc, argv, "c:n:g:h", opts, NULL)) != -1) {
+	unsigned un = 20000, ugroup = 32;
+	int o, bad = 0;
+	while (!bad && (o = getopt_long(argc, argv, "c:n:g:h", opts, NULL)) != -1) {
 		if (o == 'c')
 			config_path = optarg;
 		else if (o == 'n')
-			n = strtol(optarg, NULL, 10);
+			bad = parse_uint(optarg, 100, 10000000, &un);
 		else if (o == 'g')
-			group = strtol(optarg, NULL, 10);
+			bad = parse_uint(optarg, 1, 1024, &ugroup);
 		else {
 			fprintf(stderr,
 			        "usage: authd-step-bench [--config FILE] [--requests N] [--group K]\n");
 			return o == 'h' ? 0 : 2;
 		}
 	}
-	if (n < 100 || n > 10000000 || group < 1 || group > 1024) {
-		fprintf(stderr, "authd-step-bench: --requests takes 100 to 10000000, --group 1 to 1024\n");
+	if (bad || optind != argc) {
+		fprintf(stderr,
+		        "authd-step-bench: --requests takes 100 to 10000000, --group 1 to 1024; no other "
+		        "arguments\n");
 		return 2;
 	}
+	long n = un, group = ugroup;
 
 	char dir[512], buf[2048], msg[256];
 	setup(config_path, dir, sizeof dir);
@@ -321,6 +324,8 @@ main(int argc, char **argv)
 			int pl = bench_assess_json(payload[i], sizeof payload[i], id,
 			                           (unsigned)((done + i) % 1000),
 			                           10000u + (unsigned)((done + i) % 1000));
+			if (pl < 0 || (size_t)pl >= sizeof payload[i])
+				die("request", "does not fit its buffer");
 			f[i] = (struct ops_frame){(const uint8_t *)payload[i], (size_t)pl, 0};
 		}
 		ops_handle_frames(&d, &peer, f, (size_t)k, count_reply, &e);

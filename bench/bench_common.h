@@ -1,13 +1,15 @@
 /*
- * The allow-path assess request of the benchmarks (authd-bench,
- * authd-step-bench): personal account, small VND amount, one device,
- * src_ip 203.0.113.9; bench/bench.conf makes it an allow. One copy, so
- * both benchmarks measure the same request.
+ * What the request-path benchmarks (authd-bench, authd-step-bench) share:
+ * the allow-path assess request (personal account, small VND amount, one
+ * device, src_ip 203.0.113.9; bench/bench.conf makes it an allow), so both
+ * measure the same request, and their flag parsing.
  */
-#ifndef AUTHD_BENCH_ASSESS_REQ_H
-#define AUTHD_BENCH_ASSESS_REQ_H
+#ifndef AUTHD_BENCH_COMMON_H
+#define AUTHD_BENCH_COMMON_H
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 /* The frame payload (JSON) for request id req_id (also the txn id), customer cust, into buf; snprintf's
  * result. */
@@ -23,6 +25,19 @@ bench_assess_json(char *buf, size_t cap, const char *req_id, unsigned cust, unsi
 	                "\"channel\":\"internet_banking\",\"src_ip\":\"203.0.113.9\","
 	                "\"device_id\":\"dev-bench\",\"risk_flag\":false}}",
 	                req_id, req_id, cust, cust, amount);
+}
+
+/* A whole decimal number in [min, max] into *out; -1 on anything else. */
+static inline int
+parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
 }
 
 #endif
