@@ -155,7 +155,7 @@ static int
 assess_format(char *buf, size_t cap, unsigned conn, uint64_t seq, const char *req_id)
 {
 	/* Personal account, small amount, known device: the allow path (see bench/bench.conf). */
-	unsigned cust = (unsigned)((seq * 2654435761u + conn) % g.customers);
+	unsigned cust = bench_customer(seq, conn, g.customers);
 	return bench_assess_json(buf, cap, req_id, cust, 10000u + (unsigned)(seq % 1000));
 }
 

@@ -27,6 +27,17 @@ bench_assess_json(char *buf, size_t cap, const char *req_id, unsigned cust, unsi
 	                req_id, req_id, cust, cust, amount);
 }
 
+/*
+ * The customer of request seq (salt: e.g. the connection), spread over
+ * customers with a multiplicative hash, so consecutive requests touch
+ * unrelated rows (pages) of the per-customer tables, as a bank's do.
+ */
+static inline unsigned
+bench_customer(unsigned long long seq, unsigned salt, unsigned customers)
+{
+	return (unsigned)((seq * 2654435761u + salt) % customers);
+}
+
 /* A whole decimal number in [min, max] into *out; -1 on anything else. */
 static inline int
 parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)

@@ -3,7 +3,7 @@
  * no socket, no load generator and one worker thread: the floor under
  * bench/run-assess.sh's figure, and where it goes (docs/performance.md).
  *
- *   authd-step-bench [--config FILE] [--requests N] [--group K]
+ *   authd-step-bench [--config FILE] [--requests N] [--group K] [--customers M]
  *
  * Sets up a real daemon state in a fresh temporary directory under $TMPDIR
  * (/tmp): FILE's configuration (bench/bench.conf makes the request of
@@ -17,8 +17,9 @@
  *     (proto_reply_ok + proto_encode), the audit record hash (audit_hash);
  * and last the whole request: ops_handle_frames over groups of K frames
  * (default 32, as a worker takes them from a pipelined connection), N
- * requests with fresh transaction ids over 1000 customers (authd-bench's
- * default is 100000: more distinct pages), counting the CPU of every thread of
+ * requests with fresh transaction ids spread over M customers as
+ * authd-bench spreads them (default 100000, as authd-bench's: each request
+ * touches its own pages of the per-customer tables), counting the CPU of every thread of
  * the process (CLOCK_PROCESS_CPUTIME_ID: the store threads' SQL, audit
  * append, commit and fdatasync included), and of that the store writer's
  * (from /proc: the serial part of the request). Every reply must be an
@@ -194,39 +195,41 @@ teardown(const char *dir)
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-	                                     {"requests", required_argument, NULL, 'n'},
-	                                     {"group", required_argument, NULL, 'g'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'}, {"requests", required_argument, NULL, 'n'},
+	    {"group", required_argument, NULL, 'g'},  {"customers", required_argument, NULL, 'u'},
+	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
 	const char *config_path = NULL;
-	unsigned un = 20000, ugroup = 32;
+	unsigned un = 20000, ugroup = 32, customers = 100000;
 	int o, bad = 0;
-	while (!bad && (o = getopt_long(argc, argv, "c:n:g:h", opts, NULL)) != -1) {
+	while (!bad && (o = getopt_long(argc, argv, "c:n:g:u:h", opts, NULL)) != -1) {
 		if (o == 'c')
 			config_path = optarg;
 		else if (o == 'n')
 			bad = parse_uint(optarg, 100, 10000000, &un);
 		else if (o == 'g')
 			bad = parse_uint(optarg, 1, 1024, &ugroup);
+		else if (o == 'u')
+			bad = parse_uint(optarg, 1, 100000000, &customers);
 		else {
-			fprintf(stderr,
-			        "usage: authd-step-bench [--config FILE] [--requests N] [--group K]\n");
+			fprintf(stderr, "usage: authd-step-bench [--config FILE] [--requests N] [--group K] "
+			                "[--customers M]\n");
 			return o == 'h' ? 0 : 2;
 		}
 	}
 	if (bad || optind != argc) {
-		fprintf(stderr,
-		        "authd-step-bench: --requests takes 100 to 10000000, --group 1 to 1024; no other "
-		        "arguments\n");
+		fprintf(
+		    stderr,
+		    "authd-step-bench: --requests takes 100 to 10000000, --group 1 to 1024, --customers 1 "
+		    "to 100000000; no other arguments\n");
 		return 2;
 	}
 	long n = un, group = ugroup;
 
 	char dir[512], buf[2048], msg[256];
 	setup(config_path, dir, sizeof dir);
-	printf("authd-step-bench: %ld requests, groups of %ld, config %s, state %s\n", n, group,
-	       config_path ? config_path : "(embedded default)", dir);
+	printf("authd-step-bench: %ld requests, groups of %ld, %u customers, config %s, state %s\n", n, group,
+	       customers, config_path ? config_path : "(embedded default)", dir);
 
 	double ref = raw_sign_us(n);
 	report("ES256 raw sign (EVP on a digest; reference)", ref, n);
@@ -321,9 +324,10 @@ main(int argc, char **argv)
 		long k = n - done < group ? n - done : group;
 		for (long i = 0; i < k; i++) {
 			snprintf(id, sizeof id, "%s.%ld", prefix, done + i);
-			int pl = bench_assess_json(payload[i], sizeof payload[i], id,
-			                           (unsigned)((done + i) % 1000),
-			                           10000u + (unsigned)((done + i) % 1000));
+			int pl =
+			    bench_assess_json(payload[i], sizeof payload[i], id,
+			                      bench_customer((unsigned long long)(done + i), 0, customers),
+			                      10000u + (unsigned)((done + i) % 1000));
 			if (pl < 0 || (size_t)pl >= sizeof payload[i])
 				die("request", "does not fit its buffer");
 			f[i] = (struct ops_frame){(const uint8_t *)payload[i], (size_t)pl, 0};
