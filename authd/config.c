@@ -63,6 +63,8 @@ static const struct key_def keys[] = {
 	{"face", "liveness_threshold", K_STR, F(face.liveness_threshold), 0, 0},
 	{"face", "max_images", K_UINT, F(face.max_images), 1, 5},
 	{"store", "url", K_STR, F(store.url), 0, 0},
+	{"store", "prune_interval", K_UINT, F(store.prune_interval), 0, 86400},
+	{"store", "keep_expired", K_UINT, F(store.keep_expired), 3600, 366 * 86400},
 	{"plugins", "dir", K_STR, F(plugins.dir), 0, 0},
 	{"pam", "rp_id", K_STR, F(pam.rp_id), 0, 0},
 	{"admin", "four_eyes", K_BOOL, F(admin.four_eyes), 0, 0},
@@ -462,6 +464,8 @@ set_defaults(struct config *c)
 	c->server.max_connections = 4096;
 	c->server.max_per_peer = 1024;
 	c->token.ttl = 120;
+	c->store.prune_interval = 600;
+	c->store.keep_expired = 86400;
 	c->policy.lockout_after = 5;
 	c->policy.personal_amount = 10000000;
 	c->policy.personal_daily = 20000000;

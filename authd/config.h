@@ -106,6 +106,8 @@ struct config {
 	} face;
 	struct {
 		char *url;
+		unsigned prune_interval; /* seconds between retention passes; 0: never */
+		unsigned keep_expired;   /* seconds short-lived rows are kept after they expire */
 	} store;
 	struct {
 		char *dir; /* extension: plugin directory */

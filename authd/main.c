@@ -18,6 +18,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "prune.h"
 #include "server.h"
 #include "util.h"
 
@@ -206,6 +207,7 @@ main(int argc, char **argv)
 	struct authd d = {0};
 	struct config *cfg = NULL;
 	struct geo *geo = NULL;
+	struct pruner *pruner = NULL;
 	char err[512];
 	int c, rc = 1, lfd = -1;
 
@@ -275,6 +277,10 @@ main(int argc, char **argv)
 		log_msg(LOG_ERR, "%s", err);
 		goto out;
 	}
+	if (pruner_start(d.store, cfg->store.prune_interval, cfg->store.keep_expired, &pruner) < 0) {
+		log_msg(LOG_ERR, "cannot start the store's retention thread");
+		goto out;
+	}
 	const char *pdir = cfg->plugins.dir ? cfg->plugins.dir : AUTHD_BUILD_PLUGIN_DIR;
 	if (plugin_load_dir(pdir, &plugin_host, &d.plugins) < 0) {
 		log_msg(LOG_ERR, "cannot load plugins from %s", pdir);
@@ -314,6 +320,7 @@ out:
 		unlink(cfg->server.socket);
 	}
 	plugin_set_free(&d.plugins);
+	pruner_stop(&pruner);
 	store_close(&d.store);
 	token_keyring_free(&d.keys);
 	tmpl_key_free(&d.tmpl);

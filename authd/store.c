@@ -751,6 +751,16 @@ store_audit_scan(struct store_tx *tx, int64_t from_seq, store_audit_cb cb, void 
 }
 
 int
+store_prune_expired(struct store_tx *tx, const struct store_prune *p, struct store_pruned *out)
+{
+	memset(out, 0, sizeof *out);
+	TRY(must_write(tx));
+	if (p->limit < 1)
+		return AUTHD_ERR_BAD_REQUEST;
+	return BE(tx)->prune(tx, p, out);
+}
+
+int
 store_count(struct store_tx *tx, const char *what, int64_t *n)
 {
 	*n = 0;

@@ -196,6 +196,27 @@ typedef int (*store_audit_cb)(const struct audit_rec *rec, void *arg);
 /* Calls cb for records with from <= seq (ascending), stopping when cb returns != 0. */
 int store_audit_scan(struct store_tx *tx, int64_t from_seq, store_audit_cb cb, void *arg) AUTHD_WUR;
 
+/* ---- retention of short-lived state (prune.c runs it) ---- */
+/*
+ * Rows nothing can use any more: challenges (every kind) and enrollments
+ * that expired before expired_before, redeemed token ids whose token
+ * expired before it (never the "txn:" entries: a retried assess of an
+ * allowed transfer issues a fresh token, and the transfer stays single
+ * use), daily totals of days before day_before. At most limit rows of each
+ * kind per call; *out counts what went. Decisions, approvals, the audit
+ * chain, devices, frozen accounts, lockouts and credentials are records and
+ * are never pruned.
+ */
+struct store_prune {
+	int64_t expired_before; /* unix seconds */
+	int64_t day_before;     /* txn_day_vn() day */
+	int64_t limit;
+};
+struct store_pruned {
+	int64_t challenges, enrollments, redeemed, daily_totals;
+};
+int store_prune_expired(struct store_tx *tx, const struct store_prune *p, struct store_pruned *out) AUTHD_WUR;
+
 /* ---- counters for stats ---- */
 int store_count(struct store_tx *tx, const char *what, int64_t *n) AUTHD_WUR;
 

@@ -122,6 +122,8 @@ struct store_backend {
 	int (*audit_insert)(struct store_tx *tx, const struct audit_rec *rec);
 	int (*audit_scan)(struct store_tx *tx, int64_t from_seq, store_audit_cb cb, void *arg);
 	int (*count)(struct store_tx *tx, const char *what, int64_t *n);
+	/* store_prune_expired, after the generic checks */
+	int (*prune)(struct store_tx *tx, const struct store_prune *p, struct store_pruned *out);
 	/* Raw rows, for store_copy(). */
 	int (*rows_scan)(struct store_tx *tx, enum store_table_id t, store_row_cb cb, void *arg);
 	int (*row_insert)(struct store_tx *tx, enum store_table_id t, const struct store_row *row);

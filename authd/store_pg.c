@@ -91,6 +91,15 @@ static const char *const schema_v3[] = {
 	"DROP INDEX IF EXISTS approvals_day",
 };
 
+/* v4: retention (store_prune_expired): daily totals keyed day first, the expiry columns indexed. */
+static const char *const schema_v4[] = {
+	"ALTER TABLE daily_totals DROP CONSTRAINT daily_totals_pkey,"
+	" ADD PRIMARY KEY(day, customer, account_type, currency)",
+	"CREATE INDEX IF NOT EXISTS challenges_expires ON challenges(expires)",
+	"CREATE INDEX IF NOT EXISTS enrollments_expires ON enrollments(expires)",
+	"CREATE INDEX IF NOT EXISTS redeemed_exp ON redeemed(exp) WHERE jti NOT LIKE 'txn:%'",
+};
+
 static const struct {
 	const char *const *sql;
 	size_t n;
@@ -98,6 +107,7 @@ static const struct {
 	{schema_v1, sizeof schema_v1 / sizeof schema_v1[0]},
 	{schema_v2, sizeof schema_v2 / sizeof schema_v2[0]},
 	{schema_v3, sizeof schema_v3 / sizeof schema_v3[0]},
+	{schema_v4, sizeof schema_v4 / sizeof schema_v4[0]},
 };
 #define PG_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -111,10 +121,12 @@ enum stmt_id {
 	S_CRED_ADD, S_CRED_LIST, S_CRED_LIST_ALL, S_CRED_UPDATE, S_CRED_STATE, S_CRED_DEL,
 	S_ENR_PUT, S_ENR_TAKE,
 	S_AUDIT_ADD, S_AUDIT_SCAN, S_AUDIT_HEAD,
+	S_PRUNE_CH, S_PRUNE_ENR, S_PRUNE_JTI, S_PRUNE_TOTALS,
 	S__COUNT
 };
 /* Raw row inserts (store copy) are prepared as S__COUNT + table. */
 #define S_ROW_INSERT(t) ((int)S__COUNT + (int)(t))
+_Static_assert((int)S__COUNT + (int)ST__COUNT <= 64, "store_conn.prepared has one bit per statement");
 
 static const char *const stmt_sql[S__COUNT] = {
 	[S_CH_PUT] = "INSERT INTO challenges(id, kind, subject, txn_id, txn_hash, challenge, created, expires, state,"
@@ -168,6 +180,19 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_AUDIT_SCAN] = "SELECT seq, ts, type, customer, account, txn_hash, result, reasons, method, jti, actor,"
 	                 " prev, hash FROM audit WHERE seq >= $1 ORDER BY seq LIMIT 2000",
 	[S_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+	/*
+	 * $1 expired before (day before for totals), $2 at most this many rows:
+	 * each finds its rows on its v4 index; = ANY(ARRAY(...)) makes the
+	 * delete an index (or TID) lookup per row, never a scan of the table.
+	 */
+	[S_PRUNE_CH] = "DELETE FROM challenges WHERE id = ANY(ARRAY(SELECT id FROM challenges WHERE expires < $1"
+	               " LIMIT $2))",
+	[S_PRUNE_ENR] = "DELETE FROM enrollments WHERE id = ANY(ARRAY(SELECT id FROM enrollments WHERE expires < $1"
+	                " LIMIT $2))",
+	[S_PRUNE_JTI] = "DELETE FROM redeemed WHERE jti = ANY(ARRAY(SELECT jti FROM redeemed WHERE exp < $1 AND jti"
+	                " NOT LIKE 'txn:%' LIMIT $2))",
+	[S_PRUNE_TOTALS] = "DELETE FROM daily_totals WHERE ctid = ANY(ARRAY(SELECT ctid FROM daily_totals WHERE day <"
+	                   " $1 LIMIT $2))",
 };
 
 struct store_conn {
@@ -915,6 +940,28 @@ pg_count(struct store_tx *tx, const char *what, int64_t *n)
 	return AUTHD_ERR_NOT_FOUND;
 }
 
+static int
+pg_prune(struct store_tx *tx, const struct store_prune *p, struct store_pruned *out)
+{
+	const struct {
+		enum stmt_id id;
+		int64_t before;
+		int64_t *n;
+	} steps[] = {{S_PRUNE_CH, p->expired_before, &out->challenges},
+	             {S_PRUNE_ENR, p->expired_before, &out->enrollments},
+	             {S_PRUNE_JTI, p->expired_before, &out->redeemed},
+	             {S_PRUNE_TOTALS, p->day_before, &out->daily_totals}};
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		struct params q = {0};
+		int n = 0;
+		p_i64(&q, steps[i].before);
+		p_i64(&q, p->limit);
+		TRY(run_n(tx, steps[i].id, &q, &n));
+		*steps[i].n = n;
+	}
+	return 0;
+}
+
 /* ---------------- transactions ---------------- */
 
 static int
@@ -1190,6 +1237,7 @@ const struct store_backend store_backend_pg = {
 	.audit_insert = pg_audit_insert,
 	.audit_scan = pg_audit_scan,
 	.count = pg_count,
+	.prune = pg_prune,
 	.rows_scan = pg_rows_scan,
 	.row_insert = pg_row_insert,
 	.rows_count = pg_rows_count,

@@ -183,6 +183,10 @@ class Daemon:
     def conn(self):
         return Conn(self.sock)
 
+    def log_text(self):
+        with open(self.log) as f:
+            return f.read()
+
     def authctl(self, *args, input=None):
         return subprocess.run(authctl_cmd() + ["--socket", self.sock] + list(args), capture_output=True, text=True,
                               input=input, timeout=60 * SLOW)

@@ -510,6 +510,43 @@ class TestLifecycle(unittest.TestCase):
         finally:
             d.cleanup()
 
+    def test_retention_prunes_expired_rows(self):
+        """[store] prune_interval / keep_expired on SQLite: expired challenges, enrollments and token ids and
+        past days' totals go once keep_expired has passed; "txn:" entries, live rows and records stay."""
+        d = Daemon(ALLOW_CONF + "\n[store]\nprune_interval = 1\nkeep_expired = 3600\n").start()
+        try:
+            c = d.conn()
+            self.assertEqual(c.call("assess", txn=txn("TR-1", customer="C-RET"))["result"], "allow")
+            now = int(time.time())
+            day = (now + 7 * 3600) // 86400
+            db = sqlite3.connect(os.path.join(d.state, "authd.db"), timeout=30)
+            self.assertEqual(db.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()[0], "4")
+            with db:  # one transaction: a pass sees all of it or none
+                db.executemany("INSERT INTO challenges VALUES (?, 'txn', 'C-RET', 'T-X', x'00', x'00', ?, ?, 0, 0,"
+                               " '{}')", [("ch-old", now - 9000, now - 7200), ("ch-live", now, now + 600)])
+                db.execute("INSERT INTO enrollments VALUES ('en-old', 'C-RET', x'00', ?)", (now - 7200,))
+                db.executemany("INSERT INTO redeemed VALUES (?, ?, ?)", [("jti-old", now - 7200, now - 7300),
+                               ("txn:T-OLD", now - 7200, now - 7300), ("jti-live", now + 60, now)])
+                db.executemany("INSERT INTO daily_totals VALUES ('C-RET', ?, 1, 'VND', ?)", [(day - 5, 5),
+                               (day - 1, 6)])
+            deadline = time.time() + 60 * SLOW
+            while time.time() < deadline and "pruned" not in d.log_text():
+                time.sleep(0.2)
+            self.assertIn("store: pruned 1 challenges, 1 enrollments, 1 token ids and 1 daily totals",
+                          d.log_text())
+            self.assertEqual(db.execute("SELECT id FROM challenges").fetchall(), [("ch-live",)])
+            self.assertEqual(db.execute("SELECT COUNT(*) FROM enrollments").fetchone()[0], 0)
+            self.assertEqual(db.execute("SELECT jti FROM redeemed ORDER BY jti").fetchall(),
+                             [("jti-live",), ("txn:T-OLD",)])
+            self.assertEqual(db.execute("SELECT day - ? FROM daily_totals WHERE customer = 'C-RET' ORDER BY day",
+                                        (day,)).fetchall(), [(-1,), (0,)])
+            self.assertEqual(db.execute("SELECT COUNT(*) FROM approvals").fetchone()[0], 1)
+            db.close()
+            self.assertTrue(c.call("audit_verify")["valid"])
+            c.close()
+        finally:
+            d.cleanup()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

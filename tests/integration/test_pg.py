@@ -396,6 +396,51 @@ class CrashSafety(unittest.TestCase):
         self.assertGreaterEqual(stats["kills"], 4)
 
 
+class Retention(unittest.TestCase):
+    """The retention thread on PostgreSQL ([store] prune_interval, keep_expired): expired challenges and
+    token ids and past days' totals go, "txn:" entries, live rows and records stay; schema v4 in place."""
+
+    def test_prune_expired_rows(self):
+        db = "prune_%d" % (int(time.time() * 1000) % 10000000)
+        psql("CREATE DATABASE %s" % db, db="postgres")
+        url = PG["url"].replace("/authd?", "/%s?" % db)
+        d = Daemon(config(url, "") + "prune_interval = 1\nkeep_expired = 3600\n").start()
+        try:
+            c = d.conn()
+            self.assertEqual(c.call("assess", txn=txn("T-RET", customer="C-RET", amount=1000))["result"], "allow")
+            c.close()
+            self.assertEqual(psql("SELECT v FROM meta WHERE k = 'schema_version'", db=db), "4")
+            now = int(time.time())
+            day = (now + 7 * 3600) // 86400
+            # one statement string, one transaction: a pass sees all of it or none
+            psql("INSERT INTO challenges VALUES ('ch-old', 'txn', 'C-RET', 'T-X', '\\x00', '\\x00', %d, %d, 0, 0,"
+                 " '{}'), ('ch-live', 'txn', 'C-RET', 'T-Y', '\\x00', '\\x00', %d, %d, 0, 0, '{}');"
+                 " INSERT INTO enrollments VALUES ('en-old', 'C-RET', '\\x00', %d);"
+                 " INSERT INTO redeemed VALUES ('jti-old', %d, %d), ('txn:T-OLD', %d, %d), ('jti-live', %d, %d);"
+                 " INSERT INTO daily_totals VALUES ('C-RET', %d, 1, 'VND', 5), ('C-RET', %d, 1, 'VND', 6)"
+                 % (now - 9000, now - 7200, now, now + 600, now - 7200, now - 7200, now - 7300, now - 7200,
+                    now - 7300, now + 60, now, day - 5, day - 1), db=db)
+            deadline = time.time() + 60 * SLOW
+            while time.time() < deadline and "pruned" not in d.log_text():
+                time.sleep(0.2)
+            self.assertIn("store: pruned 1 challenges, 1 enrollments, 1 token ids and 1 daily totals",
+                          d.log_text())
+            self.assertEqual(psql("SELECT id FROM challenges ORDER BY id", db=db), "ch-live")
+            self.assertEqual(psql("SELECT COUNT(*) FROM enrollments", db=db), "0")
+            self.assertEqual(psql("SELECT jti FROM redeemed WHERE jti NOT LIKE 'T-RET%' ORDER BY jti", db=db),
+                             "jti-live\ntxn:T-OLD")
+            self.assertEqual(psql("SELECT day - %d FROM daily_totals WHERE customer = 'C-RET' ORDER BY day" % day,
+                                  db=db), "-1\n0")
+            # records stay: the decision, its approval and the audit chain
+            self.assertEqual(psql("SELECT COUNT(*) FROM approvals", db=db), "1")
+            c = d.conn()
+            self.assertTrue(c.call("audit_verify")["valid"])
+            c.close()
+        finally:
+            d.stop()
+            d.cleanup()
+
+
 class StoreTools(unittest.TestCase):
     """authctl store migrate / check / copy, no daemon needed."""
 

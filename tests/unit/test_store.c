@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "audit.h"
+#include "prune.h"
 #include "store.h"
 
 static char dir[] = "/tmp/authd-store-XXXXXX";
@@ -86,7 +87,7 @@ test_schema_version(void **state)
 	struct store *s = open_at("fresh.db", STORE_OPEN_NO_MIGRATE);
 	assert_int_equal(store_schema_version(s, &have, &want), 0);
 	assert_int_equal(have, 0);
-	assert_int_equal(want, 3);
+	assert_int_equal(want, 4);
 	store_close(&s);
 	s = open_at("fresh.db", 0);
 	assert_int_equal(store_schema_version(s, &have, &want), 0);
@@ -297,9 +298,186 @@ test_migrate_totals(void **state)
 	s = open_at("v2.db", 0);
 	int have = 0, want = 0;
 	assert_int_equal(store_schema_version(s, &have, &want), 0);
-	assert_int_equal(have, 3);
+	assert_int_equal(have, 4); /* v3 made the totals, v4 keyed them by day first */
 	assert_int_equal(total_of(s, "C-9", 1, "VND", 20000), 1000);
 	assert_int_equal(total_of(s, "C-9", 1, "VND", 20001), 10);
+	store_close(&s);
+}
+
+/* ---- retention ---- */
+
+#define T0 INT64_C(1800000000) /* "now" of the retention tests: day 20833 in Vietnam's time */
+
+/* Challenges and enrollments "<kind>-old" (expired before T0), "-edge" (at T0), "-new"; token ids. */
+static int
+short_lived_fn(struct store_tx *tx, void *arg)
+{
+	(void)arg;
+	static const struct {
+		const char *id;
+		int64_t expires;
+	} rows[] = {{"old", T0 - 100}, {"edge", T0}, {"new", T0 + 100}};
+	char body[] = "{}";
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		struct store_challenge c = {.created = T0 - 1000, .expires = rows[i].expires, .body = body};
+		struct store_enrollment e = {.expires = rows[i].expires};
+		snprintf(c.id, sizeof c.id, "ch-%s", rows[i].id);
+		snprintf(c.kind, sizeof c.kind, "txn");
+		snprintf(c.subject, sizeof c.subject, "C-1");
+		snprintf(c.txn_id, sizeof c.txn_id, "T-%zu", i);
+		snprintf(e.id, sizeof e.id, "en-%s", rows[i].id);
+		snprintf(e.subject, sizeof e.subject, "C-1");
+		TRY(store_challenge_put(tx, &c));
+		TRY(store_enrollment_put(tx, &e));
+	}
+	/* three expired token ids, one alive, and an old transfer entry (kept: the transfer stays single use) */
+	TRY(store_jti_redeem(tx, "jti-a", T0 - 10, T0 - 100));
+	TRY(store_jti_redeem(tx, "jti-b", T0 - 10, T0 - 100));
+	TRY(store_jti_redeem(tx, "jti-c", T0 - 1, T0 - 100));
+	TRY(store_jti_redeem(tx, "jti-alive", T0 + 60, T0 - 100));
+	return store_jti_redeem(tx, "txn:T-1", T0 - 100000, T0 - 100000);
+}
+
+static int
+audit_one_fn(struct store_tx *tx, void *arg)
+{
+	(void)arg;
+	struct audit_rec r = {.ts = T0 - 5 * 86400, .type = "assess", .customer = "C-1", .result = "allow",
+	                      .actor = "uid:0"};
+	return store_audit_append(tx, &r);
+}
+
+struct prune_job {
+	struct store_prune p;
+	struct store_pruned got;
+};
+
+static int
+prune_fn(struct store_tx *tx, void *arg)
+{
+	struct prune_job *j = arg;
+	return store_prune_expired(tx, &j->p, &j->got);
+}
+
+static int
+challenge_fn(struct store_tx *tx, void *arg)
+{
+	struct store_challenge c;
+	int r = store_challenge_get(tx, arg, &c);
+	if (r == 0)
+		free(c.body);
+	return r;
+}
+
+static int
+redeem_fn(struct store_tx *tx, void *arg)
+{
+	return store_jti_redeem(tx, arg, T0 + 60, T0);
+}
+
+#define STR(s) ((void *)(uintptr_t)(s))
+
+/*
+ * store_prune_expired: only what expired before the cut-off goes (the
+ * edge stays), at most limit rows of each kind per call, "txn:" entries
+ * and the kept days' totals stay; approvals and the audit chain are
+ * untouched.
+ */
+static void
+test_prune(void **state)
+{
+	(void)state;
+	struct store *s = open_at("prune.db", 0);
+	assert_int_equal(store_write(s, short_lived_fn, NULL), 0);
+	/* totals: 3 rows on day D-2, one each on D-1 and D */
+	const int64_t d = 20800;
+	struct approvals_job old[3] = {{"A", "C-1", "VND", 1, 1, d - 2, 5, 0},
+	                               {"B", "C-2", "VND", 1, 1, d - 2, 5, 0},
+	                               {"C", "C-3", "USD", 2, 1, d - 2, 5, 0}};
+	struct approvals_job yday = {"Y", "C-1", "VND", 1, 1, d - 1, 7, 0}, today = {"Z", "C-1", "VND", 1, 1, d, 9, 0};
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(store_write(s, approvals_fn, &old[i]), 0);
+	assert_int_equal(store_write(s, approvals_fn, &yday), 0);
+	assert_int_equal(store_write(s, approvals_fn, &today), 0);
+	assert_int_equal(store_write(s, audit_one_fn, NULL), 0);
+
+	/* limit 2: two of each kind that has more, then the rest */
+	struct prune_job j = {{T0, d - 1, 2}, {0}};
+	assert_int_equal(store_write(s, prune_fn, &j), 0);
+	assert_int_equal(j.got.challenges, 1);
+	assert_int_equal(j.got.enrollments, 1);
+	assert_int_equal(j.got.redeemed, 2);
+	assert_int_equal(j.got.daily_totals, 2);
+	assert_int_equal(store_write(s, prune_fn, &j), 0);
+	assert_int_equal(j.got.challenges + j.got.enrollments, 0);
+	assert_int_equal(j.got.redeemed, 1);
+	assert_int_equal(j.got.daily_totals, 1);
+	assert_int_equal(store_write(s, prune_fn, &j), 0);
+	assert_int_equal(j.got.challenges + j.got.enrollments + j.got.redeemed + j.got.daily_totals, 0);
+
+	assert_int_equal(store_read(s, challenge_fn, STR("ch-old")), AUTHD_ERR_NOT_FOUND);
+	assert_int_equal(store_read(s, challenge_fn, STR("ch-edge")), 0);
+	assert_int_equal(store_read(s, challenge_fn, STR("ch-new")), 0);
+	/* the transfer entry and the live token id are still redeemed; the expired ids are gone */
+	assert_int_equal(store_write(s, redeem_fn, STR("txn:T-1")), AUTHD_ERR_CONFLICT);
+	assert_int_equal(store_write(s, redeem_fn, STR("jti-alive")), AUTHD_ERR_CONFLICT);
+	assert_int_equal(store_write(s, redeem_fn, STR("jti-a")), 0);
+	assert_int_equal(total_of(s, "C-1", 1, "VND", d - 2), 0);
+	assert_int_equal(total_of(s, "C-3", 2, "USD", d - 2), 0);
+	assert_int_equal(total_of(s, "C-1", 1, "VND", d - 1), 7);
+	assert_int_equal(total_of(s, "C-1", 1, "VND", d), 9);
+	/* an approval already counted is still not counted twice: approvals are records, never pruned */
+	assert_int_equal(store_write(s, approvals_fn, &old[0]), 0);
+	assert_int_equal(old[0].added, 0);
+	struct audit_verify_result v;
+	assert_int_equal(audit_verify_store(s, &v), 0);
+	assert_true(v.valid);
+	assert_int_equal(v.records, 1);
+	/* with no limit, or outside a write, nothing happens */
+	j.p.limit = 0;
+	assert_int_equal(store_write(s, prune_fn, &j), AUTHD_ERR_BAD_REQUEST);
+	j.p.limit = 2;
+	assert_int_equal(store_read(s, prune_fn, &j), AUTHD_ERR_INTERNAL);
+	store_close(&s);
+}
+
+/* PRUNE_ROUND_ROWS + 300 customers' totals on one day. */
+static int
+many_totals_fn(struct store_tx *tx, void *arg)
+{
+	int64_t day = *(int64_t *)arg;
+	for (int i = 0; i < PRUNE_ROUND_ROWS + 300; i++) {
+		char id[32], cust[32];
+		int added = 0;
+		snprintf(id, sizeof id, "M-%lld-%d", (long long)day, i);
+		snprintf(cust, sizeof cust, "C-%05d", i);
+		struct store_approval a = {id, cust, "VND", "dev", 1, day, 3, T0, 0};
+		TRY(store_approval_add(tx, &a, &added));
+	}
+	return 0;
+}
+
+/* prune_pass goes in rounds of PRUNE_ROUND_ROWS until every old row is gone, and stops when told. */
+static void
+test_prune_pass(void **state)
+{
+	(void)state;
+	struct store *s = open_at("prune-pass.db", 0);
+	/* keeping one day at T0: days before 20832 go */
+	int64_t days[] = {20819, 20831, 20832, 20833};
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(store_write(s, many_totals_fn, &days[i]), 0);
+	struct store_pruned n = {0};
+	assert_int_equal(prune_pass(s, T0, 86400, NULL, &n), 0);
+	assert_int_equal(n.daily_totals, 2 * (PRUNE_ROUND_ROWS + 300));
+	assert_int_equal(total_of(s, "C-00007", 1, "VND", 20831), 0);
+	assert_int_equal(total_of(s, "C-00007", 1, "VND", 20832), 3);
+	assert_int_equal(total_of(s, "C-00007", 1, "VND", 20833), 3);
+	atomic_int stop = 1;
+	struct store_pruned none = {0};
+	assert_int_equal(prune_pass(s, T0 + 10 * 86400, 86400, &stop, &none), 0);
+	assert_int_equal(none.daily_totals, 0);
+	assert_int_equal(total_of(s, "C-00007", 1, "VND", 20833), 3);
 	store_close(&s);
 }
 
@@ -535,6 +713,8 @@ main(void)
 	    cmocka_unit_test(test_daily_totals),
 	    cmocka_unit_test(test_txn_facts),
 	    cmocka_unit_test(test_migrate_totals),
+	    cmocka_unit_test(test_prune),
+	    cmocka_unit_test(test_prune_pass),
 	    cmocka_unit_test(test_write_returns_after_flush),
 	    cmocka_unit_test(test_read_waits_for_flush),
 	    cmocka_unit_test(test_rerun_batches),
