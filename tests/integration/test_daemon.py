@@ -517,6 +517,8 @@ class TestLifecycle(unittest.TestCase):
         try:
             c = d.conn()
             self.assertEqual(c.call("assess", txn=txn("TR-1", customer="C-RET"))["result"], "allow")
+            first = c.call("assess", txn=txn("TR-2", customer="C-RET", amount=15000000))
+            self.assertEqual(first["result"], "step_up", first)
             now = int(time.time())
             day = (now + 7 * 3600) // 86400
             db = sqlite3.connect(os.path.join(d.state, "authd.db"), timeout=30)
@@ -529,12 +531,18 @@ class TestLifecycle(unittest.TestCase):
                                ("txn:T-OLD", now - 7200, now - 7300), ("jti-live", now + 60, now)])
                 db.executemany("INSERT INTO daily_totals VALUES ('C-RET', ?, 1, 'VND', ?)", [(day - 5, 5),
                                (day - 1, 6)])
+                # TR-2's step-up challenge as if it had expired long ago
+                db.execute("UPDATE challenges SET expires = ? WHERE id = ?", (now - 7200, first["challenge"]["id"]))
             deadline = time.time() + 60 * SLOW
             while time.time() < deadline and "pruned" not in d.log_text():
                 time.sleep(0.2)
-            self.assertIn("store: pruned 1 challenges, 1 enrollments, 1 token ids and 1 daily totals",
+            self.assertIn("store: pruned 2 challenges, 1 enrollments, 1 token ids and 1 daily totals",
                           d.log_text())
             self.assertEqual(db.execute("SELECT id FROM challenges").fetchall(), [("ch-live",)])
+            # a retried assess of TR-2 (its decision is kept) gets the same decision and a fresh challenge
+            again = c.call("assess", txn=txn("TR-2", customer="C-RET", amount=15000000))
+            self.assertEqual(again["result"], "step_up", again)
+            self.assertNotEqual(again["challenge"]["id"], first["challenge"]["id"])
             self.assertEqual(db.execute("SELECT COUNT(*) FROM enrollments").fetchone()[0], 0)
             self.assertEqual(db.execute("SELECT jti FROM redeemed ORDER BY jti").fetchall(),
                              [("jti-live",), ("txn:T-OLD",)])
