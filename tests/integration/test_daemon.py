@@ -529,8 +529,9 @@ class TestLifecycle(unittest.TestCase):
                 db.execute("INSERT INTO enrollments VALUES ('en-old', 'C-RET', x'00', ?)", (now - 7200,))
                 db.executemany("INSERT INTO redeemed VALUES (?, ?, ?)", [("jti-old", now - 7200, now - 7300),
                                ("txn:T-OLD", now - 7200, now - 7300), ("jti-live", now + 60, now)])
-                db.executemany("INSERT INTO daily_totals VALUES ('C-RET', ?, 1, 'VND', ?)", [(day - 5, 5),
-                               (day - 1, 6)])
+                # days before the day of (now - keep_expired) go: day - 5 always, today never
+                db.executemany("INSERT INTO daily_totals VALUES (?, ?, 1, 'VND', ?)", [("C-RET", day - 5, 5),
+                               ("C-KEEP", day, 6)])
                 # TR-2's step-up challenge as if it had expired long ago
                 db.execute("UPDATE challenges SET expires = ? WHERE id = ?", (now - 7200, first["challenge"]["id"]))
             deadline = time.time() + 60 * SLOW
@@ -546,12 +547,57 @@ class TestLifecycle(unittest.TestCase):
             self.assertEqual(db.execute("SELECT COUNT(*) FROM enrollments").fetchone()[0], 0)
             self.assertEqual(db.execute("SELECT jti FROM redeemed ORDER BY jti").fetchall(),
                              [("jti-live",), ("txn:T-OLD",)])
-            self.assertEqual(db.execute("SELECT day - ? FROM daily_totals WHERE customer = 'C-RET' ORDER BY day",
-                                        (day,)).fetchall(), [(-1,), (0,)])
+            self.assertEqual(db.execute("SELECT customer, day - ? FROM daily_totals ORDER BY customer",
+                                        (day,)).fetchall(), [("C-KEEP", 0), ("C-RET", 0)])
             self.assertEqual(db.execute("SELECT COUNT(*) FROM approvals").fetchone()[0], 1)
             db.close()
             self.assertTrue(c.call("audit_verify")["valid"])
             c.close()
+        finally:
+            d.cleanup()
+
+    def test_backup_while_serving(self):
+        """operations.md "Backups and restores": VACUUM INTO while assessments go on gives a copy whose
+        schema and audit chain `authctl store check` accepts, made with the caller's umask."""
+        d = Daemon(ALLOW_CONF).start()
+        stop = threading.Event()
+        errors = []
+
+        def load():
+            c = d.conn()
+            i = 0
+            while not stop.is_set():
+                r = c.call("assess", txn=txn("TB-%d" % i, customer="C-B%d" % (i % 7), amount=1000))
+                if r.get("result") != "allow":
+                    errors.append(r)
+                i += 1
+            c.close()
+
+        t = threading.Thread(target=load)
+        t.start()
+        try:
+            time.sleep(0.5)
+            copy = os.path.join(d.tmp, "backup.db")
+            old = os.umask(0o077)
+            try:
+                db = sqlite3.connect(os.path.join(d.state, "authd.db"), timeout=30)
+                db.execute("VACUUM INTO ?", (copy,))
+                db.close()
+            finally:
+                os.umask(old)
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            t.join(60)
+        try:
+            self.assertEqual(errors, [])
+            self.assertEqual(os.stat(copy).st_mode & 0o077, 0)
+            out = subprocess.run(authctl_cmd() + ["store", "check", "--url", "sqlite:" + copy], capture_output=True,
+                                 text=True, timeout=60 * SLOW)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            self.assertIn("audit chain valid", out.stdout)
+            n = int(sqlite3.connect(copy).execute("SELECT COUNT(*) FROM audit").fetchone()[0])
+            self.assertGreater(n, 0)
         finally:
             d.cleanup()
 
