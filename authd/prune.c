@@ -3,7 +3,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "log.h"
@@ -86,8 +85,7 @@ pruner_main(void *arg)
 			        authd_strerror(r), p->interval);
 		else if (n.challenges + n.enrollments + n.redeemed + n.daily_totals > 0)
 			log_msg(LOG_INFO,
-			        "store: pruned %lld challenges, %lld enrollments, %lld token ids and %lld "
-			        "daily totals"
+			        "store: pruned %lld challenges, %lld enrollments, %lld token ids and %lld daily totals"
 			        " expired over %u s ago",
 			        (long long)n.challenges, (long long)n.enrollments, (long long)n.redeemed,
 			        (long long)n.daily_totals, p->keep);
