@@ -485,6 +485,42 @@ test_config_keys(void **state)
 	unlink(path);
 }
 
+/* [store] prune_interval and keep_expired: defaults, bounds, wrong types and garbage stop the load. */
+static void
+test_config_store_retention(void **state)
+{
+	static const char *const bad[] = {
+	    "prune_interval = 86401", "prune_interval = -1",   "prune_interval = ten", "prune_interval = 1e3",
+	    "prune_interval = 600s",  "prune_interval =",      "keep_expired = 3599",  "keep_expired = 31622401",
+	    "keep_expired = 0x1000",  "keep_expired = 99999999999999999999",
+	};
+	char path[] = "/tmp/authd-test-retention-XXXXXX";
+	char err[512], text[128];
+	struct config *c = NULL;
+	int fd = mkstemp(path);
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+
+	assert_int_equal(config_load(NULL, &c, err, sizeof err), 0);
+	assert_int_equal(c->store.prune_interval, 600);
+	assert_int_equal(c->store.keep_expired, 86400);
+	config_free(&c);
+	write_file(path, "[store]\nprune_interval = 0\nkeep_expired = 3600\n");
+	assert_int_equal(config_load(path, &c, err, sizeof err), 0);
+	assert_int_equal(c->store.prune_interval, 0);
+	assert_int_equal(c->store.keep_expired, 3600);
+	config_free(&c);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(text, sizeof text, "[store]\n%s\n", bad[i]);
+		write_file(path, text);
+		assert_int_not_equal(config_load(path, &c, err, sizeof err), 0);
+		assert_null(c);
+		assert_non_null(strstr(err, bad[i][0] == 'p' ? "prune_interval" : "keep_expired"));
+	}
+	unlink(path);
+}
+
 /* End to end: DESIGN.md's example transaction through txn_parse, geo_lookup (an RIR file) and policy_decide.
  */
 static void
@@ -555,6 +591,7 @@ main(void)
 	    cmocka_unit_test(test_add_months),     cmocka_unit_test(test_new_entity_boundary),
 	    cmocka_unit_test(test_json),           cmocka_unit_test(test_config_keys),
 	    cmocka_unit_test(test_design_example),
+	    cmocka_unit_test(test_config_store_retention),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
