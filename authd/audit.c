@@ -53,19 +53,25 @@ hash_canonical(const char *prev_hex, const json_t *obj, char out_hex[65])
 
 	if (hex_decode(prev_hex, prev, sizeof prev) < 0)
 		return AUTHD_ERR_TAMPERED;
-	char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	/* a record fits the stack buffer; a longer one is dumped into the heap */
+	char buf[4096], *heap = NULL;
+	const char *text = buf;
+	size_t n = json_dumpb(obj, buf, sizeof buf, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (n > sizeof buf) {
+		text = heap = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		n = heap ? strlen(heap) : 0;
+	}
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (text == NULL || ctx == NULL)
+	if (n == 0 || text == NULL || ctx == NULL)
 		r = AUTHD_ERR_NOMEM;
 	else if (EVP_DigestInit_ex(ctx, util_sha256_md(), NULL) == 1 &&
-	         EVP_DigestUpdate(ctx, prev, sizeof prev) == 1 &&
-	         EVP_DigestUpdate(ctx, text, strlen(text)) == 1 && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 &&
-	         mdlen == 32) {
+	         EVP_DigestUpdate(ctx, prev, sizeof prev) == 1 && EVP_DigestUpdate(ctx, text, n) == 1 &&
+	         EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 32) {
 		hex_encode(md, 32, out_hex);
 		r = 0;
 	}
 	EVP_MD_CTX_free(ctx);
-	free(text);
+	free(heap);
 	return r;
 }
 

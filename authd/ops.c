@@ -159,10 +159,12 @@ slot_end(struct authd *d, struct slot *sl, uint8_t **out, size_t *out_len)
 	}
 	*out = NULL;
 	*out_len = 0;
-	if (reply != NULL && proto_encode(reply, out, out_len) < 0) {
+	if (reply != NULL && proto_encode_token(reply, r == 0 ? ctx->token : NULL, out, out_len) < 0) {
 		*out = NULL;
 		*out_len = 0;
 	}
+	free(ctx->token);
+	ctx->token = NULL;
 	json_decref(reply);
 	json_decref(sl->body);
 	sl->body = NULL;

@@ -39,6 +39,7 @@ struct op_ctx {
 	int64_t now;
 	char actor[32];
 	char msg[256]; /* error message for the reply */
+	char *token;   /* an approval token, the reply's last member (proto_encode_token) */
 };
 
 /* Handler: fills reply (an object) on success; on error returns < 0 with ctx->msg set or empty. */

@@ -324,13 +324,8 @@ verify_challenge(struct op_ctx *ctx, const json_t *req, const struct verify_kind
 		struct approval a = {.subject = l.ch.subject, .txn_id = l.ch.txn_id, .reasons = reasons, .jti = v.jti,
 		                     .amr = out.amr};
 		memcpy(a.txn_hash, l.ch.txn_hash, 32);
-		char *token = NULL;
-		r = approval_token(ctx, &a, &token);
+		r = approval_token(ctx, &a, &ctx->token);
 		json_decref(reasons);
-		if (r < 0)
-			goto out;
-		r = json_object_set_new(reply, "token", json_string(token)) == 0 ? 0 : AUTHD_ERR_NOMEM;
-		free(token);
 		if (r < 0)
 			goto out;
 	} else {

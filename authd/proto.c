@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "token.h"
 #include "util.h"
 
 int
@@ -127,14 +128,47 @@ outbuf_add(const char *data, size_t n, void *arg)
 	return 0;
 }
 
+/* base64url and '.': the JWS compact alphabet, none of which JSON escapes */
+static int
+jws_compact_ok(const char *t, size_t n)
+{
+	if (n == 0 || n > TOKEN_MAX_LEN)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)t[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.'))
+			return 0;
+	}
+	return 1;
+}
+
 int
-proto_encode(const json_t *v, uint8_t **out, size_t *len)
+proto_encode_token(const json_t *obj, const char *token, uint8_t **out, size_t *len)
 {
 	/* One serialisation pass into a buffer that grows; the length prefix is filled in after. */
 	struct outbuf b = {.len = PROTO_HDR_LEN};
+	int r = 0;
 	*out = NULL;
 	*len = 0;
-	if (json_dump_callback(v, outbuf_add, &b, JSON_COMPACT) != 0 || b.len == PROTO_HDR_LEN) {
+	if (token == NULL)
+		r = json_dump_callback(obj, outbuf_add, &b, JSON_COMPACT);
+	else {
+		size_t n = strlen(token);
+		static const char key[] = "\"token\":\"";
+		if (!json_is_object(obj) || json_object_get(obj, "token") != NULL ||
+		    !jws_compact_ok(token, n)) {
+			free(b.buf);
+			return AUTHD_ERR_INTERNAL;
+		}
+		/* {members,"token":"..."}: JSON_EMBED leaves out the object's braces */
+		r = outbuf_add("{", 1, &b) ||
+		    json_dump_callback(obj, outbuf_add, &b, JSON_COMPACT | JSON_EMBED) ||
+		    (json_object_size(obj) > 0 && outbuf_add(",", 1, &b)) ||
+		    outbuf_add(key, sizeof key - 1, &b) || outbuf_add(token, n, &b) ||
+		    outbuf_add("\"}", 2, &b);
+	}
+	if (r != 0 || b.len == PROTO_HDR_LEN) {
 		free(b.buf);
 		return b.failed == AUTHD_ERR_NOMEM ? AUTHD_ERR_NOMEM : AUTHD_ERR_INTERNAL;
 	}
@@ -146,4 +180,10 @@ proto_encode(const json_t *v, uint8_t **out, size_t *len)
 	*out = b.buf;
 	*len = b.len;
 	return 0;
+}
+
+int
+proto_encode(const json_t *v, uint8_t **out, size_t *len)
+{
+	return proto_encode_token(v, NULL, out, len);
 }

@@ -45,4 +45,15 @@ json_t *proto_reply_err(const char *id, int err, const char *msg);
 /* Serialises a JSON value as one frame (length prefix + compact JSON). Caller frees *out. */
 int proto_encode(const json_t *v, uint8_t **out, size_t *len) AUTHD_WUR;
 
+/*
+ * proto_encode of the object obj plus a last member "token" whose value is a
+ * JWS compact serialisation: base64url and '.', which JSON never escapes, so
+ * it is copied as is rather than through jansson's per-character string
+ * writer (a token is most of an approval's reply). Anything outside that
+ * alphabet, an empty token or one over TOKEN_MAX_LEN is refused
+ * (AUTHD_ERR_INTERNAL), as is an obj that already has "token". token NULL:
+ * proto_encode(obj).
+ */
+int proto_encode_token(const json_t *obj, const char *token, uint8_t **out, size_t *len) AUTHD_WUR;
+
 #endif

@@ -410,7 +410,12 @@ out:
 static char *
 b64url_json(const json_t *obj)
 {
-	char *text = json_dumps(obj, JSON_COMPACT);
+	/* claims fit the stack buffer; jansson's json_dumps would grow its own from 16 bytes */
+	char buf[2048];
+	size_t n = json_dumpb(obj, buf, sizeof buf, JSON_COMPACT);
+	if (n > 0 && n <= sizeof buf)
+		return b64url_encode((const uint8_t *)buf, n);
+	char *text = n > 0 ? json_dumps(obj, JSON_COMPACT) : NULL;
 	if (text == NULL)
 		return NULL;
 	char *enc = b64url_encode((const uint8_t *)text, strlen(text));

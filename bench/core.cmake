@@ -10,3 +10,10 @@ target_link_libraries(authd-step-bench PRIVATE authd_core)
 # Kept working by a short run in the test suite (not timed): every reply must be an allow.
 add_test(NAME step_bench_smoke
          COMMAND authd-step-bench --config ${PROJECT_SOURCE_DIR}/bench/bench.conf --requests 200 --group 32)
+# bench/ir-assess.sh (instructions per request under callgrind), kept working
+# the same way; valgrind and the sanitizers do not mix.
+find_program(AUTHD_VALGRIND_BIN valgrind)
+if(AUTHD_VALGRIND_BIN AND NOT AUTHD_SANITIZE)
+  add_test(NAME ir_assess_smoke COMMAND env REQUESTS=100 CUSTOMERS=100
+           bash ${PROJECT_SOURCE_DIR}/bench/ir-assess.sh ${CMAKE_BINARY_DIR})
+endif()

@@ -3,11 +3,13 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "proto.h"
+#include "token.h"
 
 static void
 test_frame_peek(void **state)
@@ -84,6 +86,78 @@ test_replies(void **state)
 	assert_string_equal(authd_wire_code(-999), "internal");
 }
 
+/* The frame's JSON, parsed back by jansson (NULL when it is not JSON). */
+static json_t *
+frame_json(const uint8_t *out, size_t len)
+{
+	assert_true(len > 4);
+	uint32_t n = (uint32_t)out[0] << 24 | (uint32_t)out[1] << 16 | (uint32_t)out[2] << 8 | out[3];
+	assert_int_equal(n, len - 4);
+	return json_loadb((const char *)out + 4, len - 4, JSON_REJECT_DUPLICATES, NULL);
+}
+
+static void
+test_encode_token(void **state)
+{
+	(void)state;
+	static const char tok[] = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJjLTEifQ.a-b_c0";
+	uint8_t *out = NULL;
+	size_t len = 0;
+
+	/* the token is the last member, byte for byte; everything else as proto_encode writes it */
+	json_t *r = proto_reply_ok("b", json_pack("{s:s,s:[s]}", "result", "allow", "reasons", "x\"y"));
+	assert_int_equal(proto_encode_token(r, tok, &out, &len), 0);
+	json_t *back = frame_json(out, len);
+	assert_non_null(back);
+	assert_string_equal(json_string_value(json_object_get(back, "token")), tok);
+	assert_string_equal(json_string_value(json_object_get(back, "result")), "allow");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(back, "reasons"), 0)), "x\"y");
+	assert_int_equal(json_object_size(back), json_object_size(r) + 1);
+	assert_memory_equal(out + len - sizeof tok - 1, tok, sizeof tok - 1);
+	json_decref(back);
+	free(out);
+
+	/* an empty object gets the token alone; NULL is proto_encode */
+	json_t *empty = json_object();
+	assert_int_equal(proto_encode_token(empty, tok, &out, &len), 0);
+	assert_int_equal(len - 4, strlen("{\"token\":\"\"}") + strlen(tok));
+	assert_memory_equal(out + 4, "{\"token\":\"", 10);
+	free(out);
+	assert_int_equal(proto_encode_token(empty, NULL, &out, &len), 0);
+	assert_int_equal(len, 4 + 2);
+	free(out);
+
+	/* refused: outside the JWS alphabet (quote, backslash, space, control, non-ASCII), empty, too long */
+	static const char *const bad[] = {"a.b\"c", "a\\b", "a b", "a\nb", "a.b\xc3\xa9", "a=b", "a+b/c", ""};
+	static uint8_t stale[1];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		out = stale;
+		len = 1;
+		assert_int_equal(proto_encode_token(r, bad[i], &out, &len), AUTHD_ERR_INTERNAL);
+		assert_null(out);
+		assert_int_equal(len, 0);
+	}
+	char *big = malloc(TOKEN_MAX_LEN + 2);
+	assert_non_null(big);
+	memset(big, 'A', TOKEN_MAX_LEN + 1);
+	big[TOKEN_MAX_LEN + 1] = '\0';
+	assert_int_equal(proto_encode_token(r, big, &out, &len), AUTHD_ERR_INTERNAL);
+	big[TOKEN_MAX_LEN] = '\0';
+	assert_int_equal(proto_encode_token(r, big, &out, &len), 0);
+	free(out);
+	free(big);
+
+	/* refused: not an object, or one that already has a token */
+	json_t *arr = json_array();
+	assert_int_equal(proto_encode_token(arr, tok, &out, &len), AUTHD_ERR_INTERNAL);
+	assert_int_equal(json_object_set_new(empty, "token", json_string("t")), 0);
+	assert_int_equal(proto_encode_token(empty, tok, &out, &len), AUTHD_ERR_INTERNAL);
+	assert_null(out);
+	json_decref(arr);
+	json_decref(empty);
+	json_decref(r);
+}
+
 int
 main(void)
 {
@@ -91,6 +165,7 @@ main(void)
 		cmocka_unit_test(test_frame_peek),
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_replies),
+		cmocka_unit_test(test_encode_token),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
