@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto.h"
 #include "store.h"
 #include "util.h"
 
@@ -53,16 +54,11 @@ hash_canonical(const char *prev_hex, const json_t *obj, char out_hex[65])
 
 	if (hex_decode(prev_hex, prev, sizeof prev) < 0)
 		return AUTHD_ERR_TAMPERED;
-	/* a record fits the stack buffer; a longer one is dumped into the heap */
-	char buf[4096], *heap = NULL;
-	const char *text = buf;
-	size_t n = json_dumpb(obj, buf, sizeof buf, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (n > sizeof buf) {
-		text = heap = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		n = heap ? strlen(heap) : 0;
-	}
+	char buf[4096], *heap;
+	size_t n;
+	const char *text = proto_json_text(obj, JSON_PRESERVE_ORDER, buf, sizeof buf, &heap, &n);
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (n == 0 || text == NULL || ctx == NULL)
+	if (text == NULL || ctx == NULL)
 		r = AUTHD_ERR_NOMEM;
 	else if (EVP_DigestInit_ex(ctx, util_sha256_md(), NULL) == 1 &&
 	         EVP_DigestUpdate(ctx, prev, sizeof prev) == 1 && EVP_DigestUpdate(ctx, text, n) == 1 &&

@@ -128,6 +128,24 @@ outbuf_add(const char *data, size_t n, void *arg)
 	return 0;
 }
 
+const char *
+proto_json_text(const json_t *v, size_t flags, char *buf, size_t cap, char **heap, size_t *len)
+{
+	*heap = NULL;
+	*len = json_dumpb(v, buf, cap, JSON_COMPACT | flags);
+	if (*len == 0)
+		return NULL;
+	if (*len <= cap)
+		return buf;
+	/* too long for buf: jansson counted it; dump again into the heap */
+	if ((*heap = json_dumps(v, JSON_COMPACT | flags)) == NULL) {
+		*len = 0;
+		return NULL;
+	}
+	*len = strlen(*heap);
+	return *heap;
+}
+
 /* base64url and '.': the JWS compact alphabet, none of which JSON escapes */
 static int
 jws_compact_ok(const char *t, size_t n)

@@ -42,6 +42,14 @@ void proto_req_clear(struct proto_req *req);
 json_t *proto_reply_ok(const char *id, json_t *body);
 json_t *proto_reply_err(const char *id, int err, const char *msg);
 
+/*
+ * The compact JSON text of v (JSON_COMPACT | flags), for any caller (token
+ * claims, audit records): in buf when it fits in cap bytes, else in *heap,
+ * which the caller frees (NULL when buf was used). Not NUL-terminated; *len
+ * is its length. NULL on error (invalid UTF-8 in v, out of memory).
+ */
+const char *proto_json_text(const json_t *v, size_t flags, char *buf, size_t cap, char **heap, size_t *len);
+
 /* Serialises a JSON value as one frame (length prefix + compact JSON). Caller frees *out. */
 int proto_encode(const json_t *v, uint8_t **out, size_t *len) AUTHD_WUR;
 

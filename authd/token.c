@@ -17,6 +17,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 
+#include "proto.h"
 #include "util.h"
 
 struct token_key {
@@ -411,15 +412,11 @@ static char *
 b64url_json(const json_t *obj)
 {
 	/* claims fit the stack buffer; jansson's json_dumps would grow its own from 16 bytes */
-	char buf[2048];
-	size_t n = json_dumpb(obj, buf, sizeof buf, JSON_COMPACT);
-	if (n > 0 && n <= sizeof buf)
-		return b64url_encode((const uint8_t *)buf, n);
-	char *text = n > 0 ? json_dumps(obj, JSON_COMPACT) : NULL;
-	if (text == NULL)
-		return NULL;
-	char *enc = b64url_encode((const uint8_t *)text, strlen(text));
-	free(text);
+	char buf[2048], *heap;
+	size_t n;
+	const char *text = proto_json_text(obj, 0, buf, sizeof buf, &heap, &n);
+	char *enc = text ? b64url_encode((const uint8_t *)text, n) : NULL;
+	free(heap);
 	return enc;
 }
 

@@ -158,6 +158,52 @@ test_encode_token(void **state)
 	json_decref(r);
 }
 
+static void
+test_json_text(void **state)
+{
+	(void)state;
+	char buf[16], *heap;
+	size_t n;
+	json_t *small = json_pack("{s:i}", "a", 1);
+	const char *t = proto_json_text(small, 0, buf, sizeof buf, &heap, &n);
+	assert_ptr_equal(t, buf); /* fits: the caller's buffer, nothing to free */
+	assert_null(heap);
+	assert_int_equal(n, 7);
+	assert_memory_equal(t, "{\"a\":1}", 7);
+
+	/* longer than the buffer: the heap, whole */
+	json_t *big = json_pack("{s:s}", "k", "0123456789abcdefghij");
+	t = proto_json_text(big, 0, buf, sizeof buf, &heap, &n);
+	assert_non_null(heap);
+	assert_ptr_equal(t, heap);
+	assert_int_equal(n, strlen("{\"k\":\"0123456789abcdefghij\"}"));
+	assert_memory_equal(t, "{\"k\":\"0123456789abcdefghij\"}", n);
+	free(heap);
+
+	/* flags are passed on; any value, not only objects */
+	json_t *two = json_pack("{s:i,s:i}", "b", 2, "a", 1);
+	t = proto_json_text(two, JSON_SORT_KEYS, buf, sizeof buf, &heap, &n);
+	assert_memory_equal(t, "{\"a\":1,\"b\":2}", n);
+	json_t *arr = json_pack("[i,i]", 1, 2);
+	t = proto_json_text(arr, 0, buf, sizeof buf, &heap, &n);
+	assert_memory_equal(t, "[1,2]", n);
+
+	/* a string that is not UTF-8 cannot be written, in the buffer or the heap */
+	json_t *bad = json_object();
+	assert_int_equal(json_object_set_new(bad, "x", json_stringn_nocheck("\xff\xfe", 2)), 0);
+	assert_null(proto_json_text(bad, 0, buf, sizeof buf, &heap, &n));
+	assert_null(heap);
+	assert_int_equal(n, 0);
+	assert_int_equal(json_object_set_new(bad, "y", json_string("0123456789abcdefghij")), 0);
+	assert_null(proto_json_text(bad, 0, buf, 4, &heap, &n));
+	assert_null(heap);
+	json_decref(small);
+	json_decref(big);
+	json_decref(two);
+	json_decref(arr);
+	json_decref(bad);
+}
+
 int
 main(void)
 {
@@ -166,6 +212,7 @@ main(void)
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_replies),
 		cmocka_unit_test(test_encode_token),
+		cmocka_unit_test(test_json_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
