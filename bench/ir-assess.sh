@@ -44,7 +44,7 @@ for b in "$@"; do
 		>"$tmp/log" 2>&1 || { echo "ir-assess: $b: authd-step-bench failed:" >&2; tail -5 "$tmp/log" >&2; exit 1; }
 	callgrind_annotate --inclusive=yes --threshold=100 "$out" >"$tmp/ann" 2>/dev/null
 	# inclusive instructions of a function of the step-bench binary (0 if absent)
-	incl() { awk -v f=":$1 \\[" '$0 ~ f && /authd-step-bench\]/ { gsub(",", "", $1); print $1; exit } END { }' "$tmp/ann"; }
+	incl() { awk -v f=":$1 \\[" '$0 ~ f && /authd-step-bench\]/ { gsub(",", "", $1); print $1; exit }' "$tmp/ann"; }
 	worker="$(incl ops_handle_frames)"
 	writer="$(incl writer_main)"
 	syncer="$(incl syncer_main)"
