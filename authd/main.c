@@ -209,7 +209,7 @@ main(int argc, char **argv)
 	struct geo *geo = NULL;
 	struct pruner *pruner = NULL;
 	char err[512];
-	int c, rc = 1, lfd = -1;
+	int c, rc = 1, lfd = -1, lfd_bound = 0;
 
 	while ((c = getopt_long(argc, argv, "c:s:d:p:fw:Vh", opts, NULL)) != -1) {
 		switch (c) {
@@ -265,7 +265,8 @@ main(int argc, char **argv)
 	cfg = d.snap->cfg;
 
 	/* Bind first (may need root), then drop privileges, then open state. */
-	if (server_listen(cfg->server.socket, &lfd) < 0 || drop_privileges(cfg->server.user, cfg->server.state_dir) < 0)
+	if (server_listen(cfg->server.socket, &lfd, &lfd_bound) < 0 ||
+	    drop_privileges(cfg->server.user, cfg->server.state_dir) < 0)
 		goto out;
 	if (mkdir(cfg->server.state_dir, 0700) != 0 && errno != EEXIST) {
 		log_msg(LOG_ERR, "cannot create state dir %s: %s", cfg->server.state_dir, strerror(errno));
@@ -305,6 +306,7 @@ main(int argc, char **argv)
 		.max_inflight = 256,
 		.max_per_peer = cfg->server.max_per_peer,
 		.listen_fd = lfd,
+		.socket_bound = lfd_bound,
 		.reload = reload,
 	};
 	fit_fd_limit(&so);
@@ -317,7 +319,8 @@ main(int argc, char **argv)
 out:
 	if (lfd >= 0) {
 		close(lfd);
-		unlink(cfg->server.socket);
+		if (lfd_bound)
+			unlink(cfg->server.socket);
 	}
 	plugin_set_free(&d.plugins);
 	pruner_stop(&pruner);

@@ -67,7 +67,8 @@ struct conn {
 	int read_closed;  /* peer sent EOF or a fatal framing error: no more requests */
 	int dead;         /* write failed: drop everything */
 	int paused;       /* EPOLLIN off for back-pressure */
-	int want_out;     /* EPOLLOUT on */
+	int want_out;     /* replies blocked (EAGAIN): EPOLLOUT on */
+	uint32_t watched; /* the events c is in the epoll set for; 0: not in it */
 	int attention;    /* on the I/O thread's attention list */
 	struct conn *next_run, *next_attn;
 };
@@ -92,6 +93,8 @@ struct server {
 	unsigned accept_pauses;    /* since that warning */
 	atomic_size_t q_bytes;     /* every connection's q_bytes */
 	uint64_t queue_warned_ns;  /* last warning about QUEUE_ALL */
+	uint64_t refused_warned_ns; /* last warning about a refused connection */
+	unsigned refused;           /* connections refused since that warning */
 };
 
 /* Warnings about an ongoing condition: at most one a minute. */
@@ -131,11 +134,27 @@ conn_unref(struct conn *c)
 	free(c);
 }
 
+/*
+ * Puts c in the epoll set for what its state needs: input while it may read,
+ * EPOLLOUT while replies are blocked. With neither it leaves the set, since
+ * epoll reports EPOLLHUP for any mask: a peer that half-closed or went away
+ * while its requests still run would otherwise wake the I/O thread in a
+ * loop. Caller holds c->mu (workers change want_out), so the mask always
+ * matches the state it was computed from.
+ */
 static void
-epoll_set(struct server *s, struct conn *c, int in, int out)
+watch(struct server *s, struct conn *c)
 {
-	struct epoll_event ev = {.events = (in ? EPOLLIN : 0) | (out ? EPOLLOUT : 0) | EPOLLRDHUP, .data.ptr = c};
-	(void)epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	uint32_t want = (c->paused || c->read_closed || c->dead ? 0 : EPOLLIN | EPOLLRDHUP) |
+	                (c->want_out ? EPOLLOUT : 0);
+	if (want == c->watched)
+		return;
+	struct epoll_event ev = {.events = want, .data.ptr = c};
+	int op = want == 0 ? EPOLL_CTL_DEL : c->watched == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+	if (epoll_ctl(s->epfd, op, c->fd, &ev) == 0)
+		c->watched = want;
+	else
+		c->dead = 1; /* cannot be watched: cannot be served */
 }
 
 /* Asks the I/O thread to look at c (resume reading, close). Caller holds c->mu. */
@@ -173,7 +192,7 @@ flush_out(struct server *s, struct conn *c)
 				c->out_ns = util_mono_ns();
 			if (!c->want_out) {
 				c->want_out = 1;
-				epoll_set(s, c, !c->paused && !c->read_closed, 1);
+				watch(s, c);
 			}
 			return;
 		}
@@ -182,7 +201,7 @@ flush_out(struct server *s, struct conn *c)
 	c->out_off = c->out_len = 0;
 	if (c->want_out) {
 		c->want_out = 0;
-		epoll_set(s, c, !c->paused && !c->read_closed, 0);
+		watch(s, c);
 	}
 }
 
@@ -348,7 +367,7 @@ conn_review(struct server *s, struct conn *c)
 	if (!finished && c->paused && c->q_n < s->o->max_inflight / 2 && c->out_len < OUT_PAUSE / 2 &&
 	    c->q_bytes < queue_conn_limit(s) / 2 && atomic_load(&s->q_bytes) < QUEUE_ALL / 2 && !s->stopping) {
 		c->paused = 0;
-		epoll_set(s, c, !c->read_closed, c->want_out);
+		watch(s, c);
 		/* time spent paused by authd counts neither as idle nor against a partial frame */
 		uint64_t now = util_mono_ns(), held = now > c->held_ns ? now - c->held_ns : 0;
 		if (c->partial_ns)
@@ -384,7 +403,7 @@ enqueue(struct server *s, struct conn *c, uint8_t *payload, size_t len, int err)
 		if (c->q_n >= s->o->max_inflight || c->out_len >= OUT_PAUSE || c->q_bytes >= queue_conn_limit(s) ||
 		    all >= QUEUE_ALL) {
 			c->paused = 1;
-			epoll_set(s, c, 0, c->want_out);
+			watch(s, c);
 			uint64_t now = util_mono_ns();
 			c->held_ns = now;
 			if (all >= QUEUE_ALL && warn_due(&s->queue_warned_ns, now))
@@ -435,8 +454,8 @@ conn_read(struct server *s, struct conn *c)
 		if (n <= 0) {
 			pthread_mutex_lock(&c->mu);
 			c->read_closed = 1;
+			watch(s, c);
 			pthread_mutex_unlock(&c->mu);
-			epoll_set(s, c, 0, c->want_out);
 			break;
 		}
 		c->in_len += (size_t)n;
@@ -453,8 +472,8 @@ conn_read(struct server *s, struct conn *c)
 				enqueue(s, c, NULL, 0, r);
 				pthread_mutex_lock(&c->mu);
 				c->read_closed = 1;
+				watch(s, c);
 				pthread_mutex_unlock(&c->mu);
-				epoll_set(s, c, 0, c->want_out);
 				off = c->in_len;
 				break;
 			}
@@ -547,12 +566,22 @@ conn_accept(struct server *s)
 			same_peer += o->peer.uid == cred.uid;
 		if (roles == 0 || s->n_conns >= s->o->max_connections || same_peer >= s->o->max_per_peer ||
 		    s->stopping) {
-			if (roles == 0)
-				log_msg(LOG_WARNING, "refused connection from uid %u gid %u pid %d: not an allowed peer",
-				        (unsigned)cred.uid, (unsigned)cred.gid, (int)cred.pid);
-			else if (!s->stopping)
-				log_msg(LOG_WARNING, "refused connection from uid %u: %u open (%u for this peer)",
-				        (unsigned)cred.uid, s->n_conns, same_peer);
+			/* the socket is open to every local user: one line a minute, with a count, never a
+			 * flood */
+			s->refused += !s->stopping;
+			if (!s->stopping && warn_due(&s->refused_warned_ns, util_mono_ns())) {
+				if (roles == 0)
+					log_msg(LOG_WARNING,
+					        "refused connection from uid %u gid %u pid %d: not an allowed peer "
+					        "(%u refused since the last such warning)",
+					        (unsigned)cred.uid, (unsigned)cred.gid, (int)cred.pid, s->refused);
+				else
+					log_msg(LOG_WARNING,
+					        "refused connection from uid %u: %u open (%u for this peer) "
+					        "(%u refused since the last such warning)",
+					        (unsigned)cred.uid, s->n_conns, same_peer, s->refused);
+				s->refused = 0;
+			}
 			close(fd);
 			continue;
 		}
@@ -575,6 +604,7 @@ conn_accept(struct server *s)
 			conn_unref(c);
 			continue;
 		}
+		c->watched = ev.events;
 		c->registered = 1;
 		c->next_all = s->all;
 		if (s->all)
@@ -643,8 +673,10 @@ conn_writable(struct server *s, struct conn *c)
 }
 
 int
-server_listen(const char *path, int *out)
+server_listen(const char *path, int *out, int *bound)
 {
+	*bound = 0;
+	/* unsets LISTEN_FDS: the answer is kept in *bound, never asked again */
 	int fds = sd_listen_fds(1);
 	if (fds == 1 && sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) > 0) {
 		*out = SD_LISTEN_FDS_START;
@@ -689,6 +721,7 @@ server_listen(const char *path, int *out)
 		return AUTHD_ERR_IO;
 	}
 	*out = fd;
+	*bound = 1;
 	return 0;
 }
 
@@ -776,7 +809,7 @@ server_run(struct authd *d, const struct server_opts *o)
 						for (struct conn *c = s.all; c; c = c->next_all) {
 							pthread_mutex_lock(&c->mu);
 							c->read_closed = 1;
-							epoll_set(&s, c, 0, c->want_out);
+							watch(&s, c);
 							pthread_mutex_unlock(&c->mu);
 						}
 					}
@@ -785,7 +818,8 @@ server_run(struct authd *d, const struct server_opts *o)
 				handle_attention(&s);
 			} else {
 				struct conn *c = p;
-				if (evs[i].events & EPOLLOUT)
+				/* a peer gone while replies wait: the send fails and marks c dead */
+				if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 					conn_writable(&s, c);
 				if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 					conn_read(&s, c);
@@ -823,7 +857,7 @@ out:
 	bury(&s);
 	if (s.lfd >= 0) {
 		close(s.lfd);
-		if (sd_listen_fds(0) <= 0)
+		if (o->socket_bound) /* systemd's socket unit owns its file: it outlives this process */
 			unlink(o->socket_path);
 	}
 	if (s.epfd >= 0)

@@ -27,6 +27,7 @@ struct server_opts {
 	unsigned max_inflight;    /* queued requests per connection before reading pauses */
 	unsigned max_per_peer;    /* open connections per peer uid */
 	int listen_fd;            /* from server_listen() */
+	int socket_bound;         /* server_listen() bound socket_path: removed at exit */
 	/* Called on SIGHUP from the I/O thread. */
 	void (*reload)(struct authd *d);
 };
@@ -34,8 +35,10 @@ struct server_opts {
 /*
  * Binds socket_path (or takes the socket systemd passed) and listens; done
  * first in main so privileges can be dropped before anything else is opened.
+ * *bound is 1 when authd bound socket_path itself, so only then is the file
+ * authd's to remove; 0 for systemd's socket (socket activation).
  */
-int server_listen(const char *socket_path, int *fd) AUTHD_WUR;
+int server_listen(const char *socket_path, int *fd, int *bound) AUTHD_WUR;
 
 /* Serves until SIGTERM/SIGINT, then drains in-flight requests and returns. */
 int server_run(struct authd *d, const struct server_opts *o) AUTHD_WUR;

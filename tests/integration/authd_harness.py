@@ -126,7 +126,7 @@ class Conn:
 
 
 class Daemon:
-    def __init__(self, config=None, tmp=None, env=None, preexec=None):
+    def __init__(self, config=None, tmp=None, env=None, preexec=None, launch=(), pass_fds=()):
         self.tmp = tmp or tempfile.mkdtemp(prefix="authd-it-")
         os.chmod(self.tmp, 0o755)
         self.state = os.path.join(self.tmp, "state")
@@ -138,15 +138,18 @@ class Daemon:
                 f.write(config)
         self.env = dict(os.environ, **(env or {}))
         self.preexec = preexec   # run in the child before exec (e.g. resource limits)
+        self.launch = list(launch)   # a command authd is started through (it must exec authd in place)
+        self.pass_fds = tuple(pass_fds)
         self.proc = None
         self.log = os.path.join(self.tmp, "authd.log")
 
     def start(self):
-        args = vg("authd") + [AUTHD, "--state-dir", self.state, "--socket", self.sock, "--foreground"]
+        args = self.launch + vg("authd") + [AUTHD, "--state-dir", self.state, "--socket", self.sock, "--foreground"]
         if self.config:
             args += ["--config", self.config]
         self.logf = open(self.log, "a")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=self.logf, env=self.env, preexec_fn=self.preexec)
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=self.logf, env=self.env, preexec_fn=self.preexec,
+                                     pass_fds=self.pass_fds)
         # The socket is bound before keys, store and plugins load: ready means
         # a health reply, not an accepted connection.
         deadline = time.monotonic() + 60 * SLOW

@@ -332,6 +332,10 @@ class LimitsTest(unittest.TestCase):
         self.assertTrue("oserror" in r or r.get("reply") == "", r)
         self.assertEqual(self.requests(), before + 1)   # only our own stats call was counted
         self.assertIn("refused connection from uid 12345", open(self.d.log).read())
+        # a refusing loop does not flood the log: one line a minute, with a count
+        for _ in range(30):
+            run_as(12345, probe)
+        self.assertEqual(open(self.d.log).read().count("refused connection from uid 12345"), 1)
         # an allowed uid is served
         r = run_as(65534, lambda: Conn(sock).call("health"))
         self.assertTrue(r["ok"], r)
@@ -470,6 +474,79 @@ class QueueLimitTest(unittest.TestCase):
             self.assertLess(peak[0] - rss0, bound)
         if not VALGRIND:
             self.assertIn("requests waiting for workers hold", log)
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ConnectionEndTest(unittest.TestCase):
+    def test_half_closed_peer_with_replies_waiting_costs_no_cpu(self):
+        """A client pipelines more than authd queues, shuts its write side and reads nothing for a while:
+        the connection is paused with replies blocked. Its end-of-input must not wake the I/O thread in a
+        loop (epoll reports it for as long as it is watched), and every reply still arrives once the client
+        reads."""
+        d = Daemon()
+        self.addCleanup(d.cleanup)
+        d.start()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(60 * SLOW)
+        s.connect(d.sock)
+        n = 3000
+        s.sendall(b"".join(frame({"v": 1, "id": "j%d" % i, "op": "jwks"}) for i in range(n)))
+        s.shutdown(socket.SHUT_WR)
+        time.sleep(1 * SLOW)                  # the workers answer what was read; replies back up
+        cpu0 = cpu_seconds(d.proc.pid)
+        time.sleep(2)
+        used = cpu_seconds(d.proc.pid) - cpu0
+        self.assertLess(used, 0.4 * SLOW, "authd used %.2f s of CPU in 2 s with one idle peer" % used)
+        got, buf = [], b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                ln = struct.unpack(">I", buf[:4])[0]
+                got.append(json.loads(buf[4:4 + ln])["id"])
+                buf = buf[4 + ln:]
+        s.close()
+        self.assertEqual(got, ["j%d" % i for i in range(n)])
+
+    def test_socket_activation_leaves_systemds_socket_file(self):
+        """With the socket passed by systemd (LISTEN_FDS), stopping authd must not remove the socket's file:
+        the socket unit still holds the listening socket, and the next authd it starts must be reachable
+        by path. A socket authd bound itself is still removed."""
+        tmp = tempfile.mkdtemp(prefix="authd-it-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        sock_path = os.path.join(tmp, "authd.sock")
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(lsock.close)
+        lsock.bind(sock_path)
+        os.chmod(sock_path, 0o666)
+        lsock.listen(64)
+        fd = lsock.fileno()
+        # LISTEN_PID must be authd's own pid: the shell sets it to its own and execs authd in place
+        launch = ["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh"]
+        for run in range(2):
+            d = Daemon(tmp=tempfile.mkdtemp(dir=tmp), env={"LISTEN_FDS": "1"}, launch=launch, pass_fds=(3,),
+                       preexec=lambda: os.dup2(fd, 3))
+            d.sock = sock_path
+            d.start()
+            self.assertTrue(d.conn().call("health")["ok"])
+            self.assertIn("using the socket passed by systemd", d.log_text())
+            self.assertEqual(d.stop(), 0, d.log_text()[-2000:])
+            self.assertTrue(os.path.exists(sock_path), "run %d removed systemd's socket file" % run)
+        d = Daemon()
+        d.start()
+        sock = d.sock
+        self.assertEqual(d.stop(), 0)
+        self.assertFalse(os.path.exists(sock))
+        d.cleanup()
 
 
 # ---------------------------------------------------------------- connection flood
