@@ -109,14 +109,19 @@ key_from_pkey(EVP_PKEY *pkey, struct token_key **out)
 	static atomic_uint_fast64_t next_serial = 1;
 	k->pkey = pkey;
 	k->serial = atomic_fetch_add(&next_serial, 1);
+	/* ES256 means P-256: any other curve (P-384, secp256k1...) would sign tokens no backend verifies */
+	char group[32] = "";
 	if (EVP_PKEY_is_a(pkey, "ED25519"))
 		k->eddsa = 1;
-	else if (!EVP_PKEY_is_a(pkey, "EC")) {
-		k->pkey = NULL;
+	else if (!EVP_PKEY_is_a(pkey, "EC") ||
+	         EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+	                                        NULL) != 1 ||
+	         strcmp(group, SN_X9_62_prime256v1) != 0) {
 		free(k);
 		return AUTHD_ERR_CRYPTO;
 	}
 	if (key_describe(k) < 0) {
+		k->pkey = NULL; /* the caller still owns pkey */
 		key_free(&k);
 		return AUTHD_ERR_CRYPTO;
 	}

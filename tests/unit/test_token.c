@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "token.h"
 #include "util.h"
@@ -133,13 +135,46 @@ test_misuse(void **state)
 	token_keyring_free(&kr);
 }
 
+/*
+ * A key file of another curve or type is refused with a clear error, at
+ * start and on SIGHUP: never loaded (a secp256k1 key has 32-byte
+ * coordinates too, and would be published as P-256), never freed twice.
+ */
+static void
+test_foreign_keys(void **state)
+{
+	static const char *const curves[] = {"secp384r1", "secp256k1", "secp521r1", NULL /* RSA */};
+	for (size_t i = 0; i < sizeof curves / sizeof curves[0]; i++) {
+		char sub[300], path[400], err[256] = "";
+		snprintf(sub, sizeof sub, "%s/foreign-%zu", dir, i);
+		assert_int_equal(mkdir(sub, 0700), 0);
+		snprintf(path, sizeof path, "%s/keys", sub);
+		assert_int_equal(mkdir(path, 0700), 0);
+		snprintf(path, sizeof path, "%s/keys/current.pem", sub);
+		EVP_PKEY *pkey = curves[i] ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", curves[i])
+		                           : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+		assert_non_null(pkey);
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		assert_int_equal(PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL), 1);
+		fclose(f);
+		EVP_PKEY_free(pkey);
+		assert_int_equal(chmod(path, 0600), 0);
+		struct token_keyring *kr = NULL;
+		assert_int_not_equal(token_keyring_load(sub, "ES256", &kr, err, sizeof err), 0);
+		assert_null(kr);
+		assert_non_null(strstr(err, "unsupported key type"));
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_es256),
-		cmocka_unit_test(test_eddsa),
-		cmocka_unit_test(test_misuse),
+	    cmocka_unit_test(test_es256),
+	    cmocka_unit_test(test_eddsa),
+	    cmocka_unit_test(test_misuse),
+	    cmocka_unit_test(test_foreign_keys),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
