@@ -117,6 +117,13 @@ struct verify_kind {
 	/* Runs inside the commit of an approval (daily totals, step-up marks); body is the challenge body. */
 	int (*on_approved)(struct store_tx *tx, struct op_ctx *ctx, const struct store_challenge *ch,
 	                   const json_t *body);
+	/*
+	 * What a freeze names for this challenge (the transfer's account, the
+	 * staff subject), checked inside the commit: frozen since the challenge
+	 * was issued means no approval, whatever the proof. NULL: not checked.
+	 */
+	const char *(*frozen_key)(const struct store_challenge *ch, const json_t *body);
+	const char *frozen_reason; /* "account_frozen" | "staff_frozen" */
 };
 int verify_challenge(struct op_ctx *ctx, const json_t *req, const struct verify_kind *k, json_t *reply) AUTHD_WUR;
 

@@ -21,6 +21,9 @@
 
 #define CHALLENGE_PREFIX "ch_"
 
+_Static_assert(sizeof(((struct store_decision *)0)->account) == TXN_MAX_ID + 1,
+               "a decision holds any account");
+
 /* ---------------- assess ---------------- */
 
 struct assess_job {
@@ -147,6 +150,22 @@ assess_fn(struct store_tx *tx, void *arg)
 			return AUTHD_ERR_CONFLICT;
 		}
 		j->replay = 1;
+		int frozen = 0;
+		if (strcmp(prior.result, "deny") != 0 &&
+		    (r = store_frozen_get(tx, t->account, &frozen)) < 0) {
+			free(prior.reasons);
+			return r;
+		}
+		if (frozen) {
+			/* Frozen since the decision: no token, no challenge. The stored decision stays. */
+			static const char *const why[] = {"account_frozen"};
+			free(prior.reasons);
+			snprintf(j->result, sizeof j->result, "deny");
+			if ((j->reasons_json = op_reasons_json(why, 1)) == NULL ||
+			    (j->reasons = json_dumps(j->reasons_json, JSON_COMPACT)) == NULL)
+				return AUTHD_ERR_NOMEM;
+			goto audit;
+		}
 		snprintf(j->result, sizeof j->result, "%s", prior.result);
 		j->reasons = prior.reasons;
 		if (strcmp(prior.result, "step_up") == 0) {
@@ -163,6 +182,8 @@ assess_fn(struct store_tx *tx, void *arg)
 				free(old.body);
 				TRY(assess_challenge(tx, j));
 				snprintf(prior.challenge_id, sizeof prior.challenge_id, "%s", j->ch.id);
+				/* the same hash: the same account */
+				snprintf(prior.account, sizeof prior.account, "%s", t->account);
 				prior.reasons = j->reasons;
 				TRY(store_decision_put(tx, t->id, &prior));
 			}
@@ -177,6 +198,7 @@ assess_fn(struct store_tx *tx, void *arg)
 			return AUTHD_ERR_NOMEM;
 		struct store_decision d = {.reasons = j->reasons, .created = ctx->now};
 		memcpy(d.txn_hash, t->hash, 32);
+		snprintf(d.account, sizeof d.account, "%s", t->account);
 		snprintf(d.result, sizeof d.result, "%s", j->result);
 		if (j->dec.result == POLICY_STEP_UP) {
 			TRY(assess_challenge(tx, j));
@@ -199,6 +221,7 @@ assess_fn(struct store_tx *tx, void *arg)
 	} else
 		return r;
 
+audit:
 	if (strcmp(j->result, "allow") == 0)
 		memcpy(j->jti, j->jti_new, sizeof j->jti);
 	struct audit_rec rec = {
@@ -299,12 +322,32 @@ struct redeem_job {
 	const char *jti, *sub, *txn_id;
 	int64_t exp;
 	char txn_hash[65];
+	/* out */
+	char frozen[TXN_MAX_ID + 1]; /* the transfer's account, frozen since the token was issued */
 };
 
 static int
 redeem_fn(struct store_tx *tx, void *arg)
 {
 	struct redeem_job *j = arg;
+	/*
+	 * A freeze stops the transfer even after its approval: the backend
+	 * redeems the token right before it moves the money. Decisions made
+	 * before schema 5 do not know their account and cannot be checked.
+	 */
+	struct store_decision d;
+	int r = store_decision_get(tx, j->txn_id, &d), frozen = 0;
+	j->frozen[0] = '\0';
+	if (r < 0 && r != AUTHD_ERR_NOT_FOUND)
+		return r;
+	free(d.reasons);
+	if (r == 0 && d.account[0] != '\0') {
+		TRY(store_frozen_get(tx, d.account, &frozen));
+		if (frozen) {
+			snprintf(j->frozen, sizeof j->frozen, "%s", d.account);
+			return AUTHD_ERR_CONFLICT;
+		}
+	}
 	TRY(store_jti_redeem(tx, j->jti, j->exp, j->ctx->now));
 	/*
 	 * A retried assess of an allowed transfer issues a fresh token: the
@@ -369,7 +412,10 @@ static int
 redeem_finish(struct op_ctx *ctx, void *arg, int r, json_t *reply)
 {
 	struct redeem_st *st = arg;
-	if (r == AUTHD_ERR_CONFLICT)
+	if (r == AUTHD_ERR_CONFLICT && st->j.frozen[0] != '\0')
+		snprintf(ctx->msg, sizeof ctx->msg, "account '%s' is frozen: the transfer may not proceed",
+		         st->j.frozen);
+	else if (r == AUTHD_ERR_CONFLICT)
 		snprintf(ctx->msg, sizeof ctx->msg, "token or transfer was already redeemed");
 	else if (r == 0)
 		r = json_object_set_new(reply, "result", json_string("redeemed")) == 0 ? 0 : AUTHD_ERR_NOMEM;

@@ -74,7 +74,23 @@ verify_commit_fn(struct store_tx *tx, void *arg)
 		return AUTHD_ERR_INTERNAL;
 	if ((r = store_lockout_get(tx, ch->subject, &lo)) < 0)
 		goto out;
-	if (v->approved && !lo.locked) {
+	int frozen = 0;
+	const char *fkey = v->k->frozen_key ? v->k->frozen_key(ch, body) : NULL;
+	if (v->k->frozen_key != NULL && fkey == NULL) {
+		r = AUTHD_ERR_INTERNAL; /* a challenge body without what a freeze names: never approve it */
+		goto out;
+	}
+	if (fkey != NULL && (r = store_frozen_get(tx, fkey, &frozen)) < 0)
+		goto out;
+	if (frozen) {
+		/* The challenge dies; not the customer's failure, so the lockout counter stays. */
+		const char *const why[] = {v->k->frozen_reason};
+		if ((r = store_challenge_attempt(tx, ch->id, 1)) < 0)
+			goto out;
+		snprintf(v->result, sizeof v->result, "rejected");
+		v->attempts_left = 0;
+		v->reasons_text = op_reasons_text(why, 1);
+	} else if (v->approved && !lo.locked) {
 		if (v->updated != NULL) {
 			uint8_t *sealed = NULL;
 			size_t sl = 0;
@@ -173,6 +189,13 @@ open_records(struct op_ctx *ctx, struct verify_load *l, struct authd_record *rec
 	return 0;
 }
 
+static const char *
+txn_account(const struct store_challenge *ch, const json_t *body)
+{
+	(void)ch;
+	return json_string_value(json_object_get(body, "account"));
+}
+
 /* Daily totals: an approved transfer counts towards the customer's day. */
 static int
 txn_approved(struct store_tx *tx, struct op_ctx *ctx, const struct store_challenge *ch, const json_t *body)
@@ -204,6 +227,8 @@ op_verify(struct op_ctx *ctx, const json_t *req, json_t *reply)
 		.origins = (const char *const *)ctx->cfg->fido2.origins,
 		.n_origins = ctx->cfg->fido2.n_origins,
 		.on_approved = txn_approved,
+		.frozen_key = txn_account,
+		.frozen_reason = "account_frozen",
 	};
 	return verify_challenge(ctx, req, &k, reply);
 }
@@ -342,6 +367,8 @@ out:
 	for (size_t i = 0; i < n; i++)
 		util_free_secret(&plain[i], plain_len[i]);
 	util_free_secret(&out.updated_data, out.updated_len);
+	if (mjson != NULL) /* the method's input: face images, or a signature over the challenge */
+		util_wipe(mjson, strlen(mjson));
 	free(mjson);
 	free(v.reasons_text);
 	free(l.ch.body);

@@ -83,7 +83,8 @@ struct store {
 const struct store_table_desc store_tables[ST__COUNT] = {
 	[ST_CHALLENGES] = {"challenges", "id,kind,subject,txn_id,txn_hash,challenge,created,expires,state,attempts,body",
 	                   "TTTTBBIIIIT"},
-	[ST_DECISIONS] = {"decisions", "txn_id,txn_hash,result,reasons,challenge_id,created", "TBTTTI"},
+	[ST_DECISIONS] = {"decisions", "txn_id,txn_hash,result,reasons,challenge_id,created,account",
+	                  "TBTTTIT"},
 	[ST_APPROVALS] = {"approvals", "txn_id,customer,account_type,currency,day,amount,device_id,ts", "TTITIITI"},
 	[ST_DAILY_TOTALS] = {"daily_totals", "customer,day,account_type,currency,amount", "TIITI"},
 	[ST_DEVICES] = {"devices", "customer,device_id,first_seen", "TTI"},

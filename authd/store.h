@@ -107,6 +107,7 @@ struct store_decision {
 	char *reasons;          /* JSON array text; caller frees */
 	char challenge_id[64];
 	int64_t created;
+	char account[129];      /* the transfer's account (TXN_MAX_ID + 1); "" before schema 5 */
 };
 int store_decision_get(struct store_tx *tx, const char *txn_id, struct store_decision *d) AUTHD_WUR;
 int store_decision_put(struct store_tx *tx, const char *txn_id, const struct store_decision *d) AUTHD_WUR;

@@ -100,6 +100,15 @@ static const char *const schema_v4[] = {
 	"CREATE INDEX IF NOT EXISTS redeemed_exp ON redeemed(exp) WHERE jti NOT LIKE 'txn:%'",
 };
 
+/*
+ * v5: a decision keeps its transfer's source account (a freeze is enforced at
+ * redeem). The default keeps instances of the previous version, whose INSERT
+ * names its columns, working on a version 5 store.
+ */
+static const char *const schema_v5[] = {
+	"ALTER TABLE decisions ADD COLUMN IF NOT EXISTS account TEXT NOT NULL DEFAULT ''",
+};
+
 static const struct {
 	const char *const *sql;
 	size_t n;
@@ -108,6 +117,7 @@ static const struct {
 	{schema_v2, sizeof schema_v2 / sizeof schema_v2[0]},
 	{schema_v3, sizeof schema_v3 / sizeof schema_v3[0]},
 	{schema_v4, sizeof schema_v4 / sizeof schema_v4[0]},
+	{schema_v5, sizeof schema_v5 / sizeof schema_v5[0]},
 };
 #define PG_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -136,11 +146,13 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_CH_CONSUME] = "UPDATE challenges SET state = 1 WHERE id = $1 AND state = 0 AND expires > $2 RETURNING id",
 	[S_CH_ATTEMPT] = "UPDATE challenges SET attempts = attempts + 1 WHERE id = $1",
 	[S_CH_KILL] = "UPDATE challenges SET attempts = attempts + 1, state = 2 WHERE id = $1 AND state = 0",
-	[S_DEC_GET] = "SELECT txn_hash, result, reasons, challenge_id, created FROM decisions WHERE txn_id = $1",
-	[S_DEC_PUT] = "INSERT INTO decisions(txn_id, txn_hash, result, reasons, challenge_id, created)"
-	              " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT (txn_id) DO UPDATE SET txn_hash = EXCLUDED.txn_hash,"
+	[S_DEC_GET] = "SELECT txn_hash, result, reasons, challenge_id, created, account FROM decisions"
+	              " WHERE txn_id = $1",
+	[S_DEC_PUT] = "INSERT INTO decisions(txn_id, txn_hash, result, reasons, challenge_id, created,"
+	              " account) VALUES($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (txn_id) DO UPDATE SET"
+	              " txn_hash = EXCLUDED.txn_hash,"
 	              " result = EXCLUDED.result, reasons = EXCLUDED.reasons, challenge_id = EXCLUDED.challenge_id,"
-	              " created = EXCLUDED.created",
+	              " created = EXCLUDED.created, account = EXCLUDED.account",
 	[S_APPR_ADD] = "INSERT INTO approvals(txn_id, customer, account_type, currency, day, amount, device_id, ts)"
 	               " VALUES($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
 	[S_DEV_ADD] = "INSERT INTO devices(customer, device_id, first_seen) VALUES($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -519,6 +531,7 @@ pg_decision_get(struct store_tx *tx, const char *txn_id, struct store_decision *
 	get_copy(res, 0, 1, d->result, sizeof d->result);
 	get_copy(res, 0, 3, d->challenge_id, sizeof d->challenge_id);
 	d->created = get_i64(res, 0, 4);
+	get_copy(res, 0, 5, d->account, sizeof d->account);
 	r = (d->reasons = strdup(PQgetvalue(res, 0, 2))) == NULL ? AUTHD_ERR_NOMEM : 0;
 out:
 	PQclear(res);
@@ -535,6 +548,7 @@ pg_decision_put(struct store_tx *tx, const char *txn_id, const struct store_deci
 	p_text(&p, d->reasons ? d->reasons : "[]");
 	p_text(&p, d->challenge_id);
 	p_i64(&p, d->created);
+	p_text(&p, d->account);
 	return run_n(tx, S_DEC_PUT, &p, NULL);
 }
 

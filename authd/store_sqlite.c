@@ -112,6 +112,15 @@ static const char *const schema_v4[] = {
 	"CREATE INDEX IF NOT EXISTS redeemed_exp ON redeemed(exp) WHERE jti NOT LIKE 'txn:%'",
 };
 
+/*
+ * v5: a decision keeps its transfer's source account, so a freeze can be
+ * enforced when a token of the transfer is redeemed (the token names the
+ * transfer, not the account).
+ */
+static const char *const schema_v5[] = {
+	"ALTER TABLE decisions ADD COLUMN account TEXT NOT NULL DEFAULT ''",
+};
+
 enum stmt_id {
 	S_CH_PUT, S_CH_GET, S_CH_CONSUME, S_CH_ATTEMPT, S_CH_KILL,
 	S_DEC_GET, S_DEC_PUT,
@@ -134,8 +143,10 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_CH_CONSUME] = "UPDATE challenges SET state = 1 WHERE id = ? AND state = 0 AND expires > ?",
 	[S_CH_ATTEMPT] = "UPDATE challenges SET attempts = attempts + 1 WHERE id = ?",
 	[S_CH_KILL] = "UPDATE challenges SET attempts = attempts + 1, state = 2 WHERE id = ? AND state = 0",
-	[S_DEC_GET] = "SELECT txn_hash, result, reasons, challenge_id, created FROM decisions WHERE txn_id = ?",
-	[S_DEC_PUT] = "INSERT OR REPLACE INTO decisions VALUES(?,?,?,?,?,?)",
+	[S_DEC_GET] = "SELECT txn_hash, result, reasons, challenge_id, created, account FROM decisions"
+	              " WHERE txn_id = ?",
+	[S_DEC_PUT] = "INSERT OR REPLACE INTO decisions(txn_id, txn_hash, result, reasons, challenge_id,"
+	              " created, account) VALUES(?,?,?,?,?,?,?)",
 	[S_APPR_ADD] = "INSERT OR IGNORE INTO approvals VALUES(?,?,?,?,?,?,?,?)",
 	[S_DEV_ADD] = "INSERT OR IGNORE INTO devices VALUES(?,?,?)",
 	[S_TOTAL] = "SELECT amount FROM daily_totals WHERE customer = ? AND day = ? AND account_type = ? AND"
@@ -640,6 +651,7 @@ sq_decision_get(struct store_tx *tx, const char *txn_id, struct store_decision *
 	col_copy(st, 1, d->result, sizeof d->result);
 	col_copy(st, 3, d->challenge_id, sizeof d->challenge_id);
 	d->created = sqlite3_column_int64(st, 4);
+	col_copy(st, 5, d->account, sizeof d->account);
 	r = (d->reasons = col_strdup(st, 2)) == NULL ? AUTHD_ERR_NOMEM : 0;
 out:
 	done(st);
@@ -659,6 +671,7 @@ sq_decision_put(struct store_tx *tx, const char *txn_id, const struct store_deci
 	BIND(bind_text(st, 4, d->reasons ? d->reasons : "[]"));
 	BIND(bind_text(st, 5, d->challenge_id));
 	BIND(bind_i64(st, 6, d->created));
+	BIND(bind_text(st, 7, d->account));
 	return exec_done(tx, st, NULL);
 out:
 	done(st);
@@ -1323,6 +1336,7 @@ static const struct {
 	{schema_v2, sizeof schema_v2 / sizeof schema_v2[0]},
 	{schema_v3, sizeof schema_v3 / sizeof schema_v3[0]},
 	{schema_v4, sizeof schema_v4 / sizeof schema_v4[0]},
+	{schema_v5, sizeof schema_v5 / sizeof schema_v5[0]},
 };
 #define SQ_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -522,7 +522,7 @@ class TestLifecycle(unittest.TestCase):
             now = int(time.time())
             day = (now + 7 * 3600) // 86400
             db = sqlite3.connect(os.path.join(d.state, "authd.db"), timeout=30)
-            self.assertEqual(db.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()[0], "4")
+            self.assertEqual(db.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()[0], "5")
             with db:  # one transaction: a pass sees all of it or none
                 db.executemany("INSERT INTO challenges VALUES (?, 'txn', 'C-RET', 'T-X', x'00', x'00', ?, ?, 0, 0,"
                                " '{}')", [("ch-old", now - 9000, now - 7200), ("ch-live", now, now + 600)])

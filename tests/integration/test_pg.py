@@ -398,7 +398,7 @@ class CrashSafety(unittest.TestCase):
 
 class Retention(unittest.TestCase):
     """The retention thread on PostgreSQL ([store] prune_interval, keep_expired): expired challenges and
-    token ids and past days' totals go, "txn:" entries, live rows and records stay; schema v4 in place."""
+    token ids and past days' totals go, "txn:" entries, live rows and records stay; schema v5 in place."""
 
     def test_prune_expired_rows(self):
         db = "prune_%d" % (int(time.time() * 1000) % 10000000)
@@ -409,7 +409,7 @@ class Retention(unittest.TestCase):
             c = d.conn()
             self.assertEqual(c.call("assess", txn=txn("T-RET", customer="C-RET", amount=1000))["result"], "allow")
             c.close()
-            self.assertEqual(psql("SELECT v FROM meta WHERE k = 'schema_version'", db=db), "4")
+            self.assertEqual(psql("SELECT v FROM meta WHERE k = 'schema_version'", db=db), "5")
             now = int(time.time())
             day = (now + 7 * 3600) // 86400
             # one statement string, one transaction: a pass sees all of it or none

@@ -138,6 +138,55 @@ class StepUp(unittest.TestCase):
         self.assertTrue(self.c.call("unlock", customer="C-42")["ok"])
         self.assertTrue(self.c.call("audit_verify")["valid"])
 
+    def test_freeze_stops_a_transfer_at_every_later_step(self):
+        """A freeze of the account while its transfer is under way: the pending challenge cannot be approved
+        (even with a valid assertion, and without counting against the customer's lockout), a retried assess
+        gets no fresh token or challenge, and a token issued before the freeze cannot be redeemed. After
+        unfreeze the same transfer can go on."""
+        if "fido2" not in self.plugins:
+            self.fail("fido2 plugin not loaded: " + open(self.d.log).read())
+        key = Key()
+        b = self.c.call("enroll_fido2_begin", customer="C-42", display_name="Nguyen Van A")
+        self.assertTrue(self.c.call("enroll_fido2_finish", enrollment_id=b["enrollment_id"],
+                                    fido2=key.register(b["registration"]["challenge"]))["ok"])
+        t = business_txn("TFZ-1")
+        account = t["account"]
+        ch = self.step_up(t)
+        self.assertTrue(self.c.call("freeze", account=account, reason="fraud team: coached victim")["ok"])
+        r = self.c.call("verify", challenge_id=ch["id"], method="fido2",
+                        fido2=key.assert_(ch["fido2"]["challenge"]))
+        self.assertEqual((r["result"], r["reasons"], r["attempts_left"]), ("rejected", ["account_frozen"], 0),
+                         r)
+        self.assertNotIn("token", r)
+        r = self.c.call("verify", challenge_id=ch["id"], method="fido2",
+                        fido2=key.assert_(ch["fido2"]["challenge"]))
+        self.assertEqual(r["error"]["code"], "expired", r)      # the challenge died with the freeze
+        r = self.c.call("assess", txn=t)                        # a retry: deny, no new challenge
+        self.assertEqual((r["result"], r["reasons"]), ("deny", ["account_frozen"]), r)
+        self.assertNotIn("challenge", r)
+        self.assertTrue(self.c.call("unfreeze", account=account, reason="cleared")["ok"])
+        # the customer was not locked out by the frozen attempt: the retry gets a new challenge and passes
+        ch2 = self.step_up(t)
+        self.assertNotEqual(ch2["id"], ch["id"])
+        r = self.c.call("verify", challenge_id=ch2["id"], method="fido2",
+                        fido2=key.assert_(ch2["fido2"]["challenge"]))
+        self.assertEqual(r["result"], "approved", r)
+        token = r["token"]
+        small = txn("TFZ-2", account=account, amount=500000)
+        self.assertEqual(self.c.call("assess", txn=small)["result"], "allow")
+        # approved, then frozen before the backend moves the money: redeem refuses and keeps the token unused
+        self.assertTrue(self.c.call("freeze", account=account, reason="second report")["ok"])
+        r = self.c.call("redeem", token=token)
+        self.assertEqual(r["error"]["code"], "conflict", r)
+        self.assertIn("is frozen", r["error"]["message"])
+        # an allowed transfer's retry after the freeze gets no fresh token
+        r = self.c.call("assess", txn=small)
+        self.assertEqual((r["result"], r["reasons"]), ("deny", ["account_frozen"]), r)
+        self.assertNotIn("token", r)
+        self.assertTrue(self.c.call("unfreeze", account=account, reason="cleared again")["ok"])
+        self.assertEqual(self.c.call("redeem", token=token)["result"], "redeemed")
+        self.assertTrue(self.c.call("audit_verify")["valid"])
+
     def test_face_step_up(self):
         if "face" not in self.plugins:
             self.fail("face plugin not loaded: " + open(self.d.log).read())

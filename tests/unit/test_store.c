@@ -87,7 +87,7 @@ test_schema_version(void **state)
 	struct store *s = open_at("fresh.db", STORE_OPEN_NO_MIGRATE);
 	assert_int_equal(store_schema_version(s, &have, &want), 0);
 	assert_int_equal(have, 0);
-	assert_int_equal(want, 4);
+	assert_int_equal(want, 5);
 	store_close(&s);
 	s = open_at("fresh.db", 0);
 	assert_int_equal(store_schema_version(s, &have, &want), 0);
@@ -284,12 +284,12 @@ test_migrate_totals(void **state)
 	assert_int_equal(store_write(s, approvals_fn, &a), 0);
 	assert_int_equal(store_write(s, approvals_fn, &b), 0);
 	store_close(&s);
-	/* back to v2: no daily_totals, the approvals index, version 2 */
+	/* back to v2: no daily_totals, the approvals index, no decisions.account, version 2 */
 	sqlite3 *db = NULL;
 	snprintf(path, sizeof path, "%s/v2.db", dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
-	                              "DROP TABLE daily_totals;"
+	                              "DROP TABLE daily_totals; ALTER TABLE decisions DROP COLUMN account;"
 	                              " CREATE INDEX approvals_day ON approvals(customer, day, account_type, currency);"
 	                              " UPDATE meta SET v = '2' WHERE k = 'schema_version'",
 	                              NULL, NULL, NULL),
@@ -298,7 +298,7 @@ test_migrate_totals(void **state)
 	s = open_at("v2.db", 0);
 	int have = 0, want = 0;
 	assert_int_equal(store_schema_version(s, &have, &want), 0);
-	assert_int_equal(have, 4); /* v3 made the totals, v4 keyed them by day first */
+	assert_int_equal(have, 5); /* v3 made the totals, v4 keyed them by day first, v5: decisions.account */
 	assert_int_equal(total_of(s, "C-9", 1, "VND", 20000), 1000);
 	assert_int_equal(total_of(s, "C-9", 1, "VND", 20001), 10);
 	store_close(&s);
