@@ -13,6 +13,21 @@
  * one ran. Reads wait for the same flush (store_read), so nothing read is
  * less durable than what was answered.
  *
+ * A failed flush is fatal until the store is opened again (authd restarted),
+ * as a failed fsync is for PostgreSQL: Linux reports a writeback error once
+ * and marks the pages clean, so the next flush succeeds although frames of
+ * the failed one may never reach the disk, and after a crash SQLite's WAL
+ * recovery stops at the first missing frame and drops every later one. So
+ * from then on no write is acknowledged and no read answered (both fail
+ * with AUTHD_ERR_UNAVAILABLE), health says a restart is needed, and the log
+ * says so once.
+ *
+ * SQLite rolls a whole transaction back by itself on some errors (I/O, disk
+ * full, out of memory). A batch whose transaction is gone, or whose
+ * savepoint cannot be rolled back or released, fails as a whole: otherwise
+ * the next job's SAVEPOINT would open a new transaction and commit alone,
+ * after an audit record that vanished.
+ *
  * The audit chain head is never cached across batches: the first append of
  * a batch reads (seq, hash) from the table, inside the batch transaction,
  * which the backend serializes against every other writer (BEGIN IMMEDIATE
@@ -21,6 +36,7 @@
  */
 #include "store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,13 +46,15 @@
 #include <time.h>
 
 #include "audit.h"
+#include "log.h"
 #include "store_int.h"
 #include "util.h"
 
 #define BATCH_MAX 512
 #define IDLE_MS 1000
 
-enum store_state { STATE_OK = 0, STATE_COMMIT_FAILED = 1, STATE_UNAVAILABLE = 2 };
+/* STATE_FAILED (a flush failed) is for good: only opening the store again clears it. */
+enum store_state { STATE_OK = 0, STATE_COMMIT_FAILED = 1, STATE_UNAVAILABLE = 2, STATE_FAILED = 3 };
 
 /* One caller of store_write_many(), waiting for its jobs; woken alone, never by a broadcast. */
 struct waiter {
@@ -73,6 +91,7 @@ struct store {
 	/* numbers of batches: the last whose COMMIT began, the last handed to the syncer, the last flushed */
 	uint64_t commit_no, sync_upto, synced;
 	int last_batch_ok; /* the last batch handed to the syncer committed */
+	int flush_failed;  /* a flush failed: synced stays where it was, for good (state is STATE_FAILED) */
 	atomic_int state;
 	int schema_version;
 	pthread_key_t reader_key;
@@ -119,12 +138,10 @@ backend_for(const char *url)
 static void
 set_state(struct store *s, int r)
 {
-	if (r == 0)
-		atomic_store(&s->state, STATE_OK);
-	else if (r == AUTHD_ERR_UNAVAILABLE)
-		atomic_store(&s->state, STATE_UNAVAILABLE);
-	else
-		atomic_store(&s->state, STATE_COMMIT_FAILED);
+	int want = r == 0 ? STATE_OK : r == AUTHD_ERR_UNAVAILABLE ? STATE_UNAVAILABLE : STATE_COMMIT_FAILED;
+	int cur = atomic_load(&s->state);
+	while (cur != STATE_FAILED && !atomic_compare_exchange_weak(&s->state, &cur, want))
+		;
 }
 
 /* ---------------- the writer ---------------- */
@@ -137,10 +154,29 @@ fail_all(struct job *batch, int r)
 }
 
 /*
+ * The batch's transaction is gone (the backend rolled it back by itself) or
+ * a savepoint could not be rolled back or released, so what is left of the
+ * transaction holds no known state: roll it back, forget the chain head read
+ * in it (the next batch reads it from the store again), and fail every job
+ * (fail closed: none may report success), as a failed COMMIT does.
+ */
+static int
+batch_lost(struct store *s, struct store_tx *tx, struct job *batch)
+{
+	s->be->rollback(s->writer_conn);
+	tx->head_loaded = 0;
+	set_state(s, AUTHD_ERR_UNAVAILABLE);
+	fail_all(batch, AUTHD_ERR_UNAVAILABLE);
+	return AUTHD_ERR_UNAVAILABLE;
+}
+
+/*
  * Runs the batch in one transaction. Each job gets a savepoint, so a failing
  * job's changes are undone alone, unless every job is STORE_WORK_RERUN: then
  * the savepoints (a copy of every page a job touches) are skipped, and the
  * first failure rolls the whole batch back and runs it again with them.
+ * Either way the transaction must still be open after each job: else the
+ * next job would run in a transaction of its own (or none), committed alone.
  * 0: the batch is committed (every job's result is set); < 0: it failed as
  * a whole.
  */
@@ -148,13 +184,19 @@ static int
 run_batch(struct store *s, struct job *batch)
 {
 	const struct store_backend *be = s->be;
+	struct store_conn *c = s->writer_conn;
 	int fast = 1;
+	if (atomic_load(&s->state) == STATE_FAILED) {
+		/* a flush failed: nothing is written until the store is opened again */
+		fail_all(batch, AUTHD_ERR_UNAVAILABLE);
+		return AUTHD_ERR_UNAVAILABLE;
+	}
 	for (struct job *j = batch; j; j = j->next)
 		if (!(j->w->flags & STORE_WORK_RERUN))
 			fast = 0;
 	for (;;) {
-		struct store_tx tx = {.s = s, .c = s->writer_conn, .writable = 1};
-		int r = be->begin(s->writer_conn, 1), retry = 0;
+		struct store_tx tx = {.s = s, .c = c, .writable = 1};
+		int r = be->begin(c, 1), retry = 0;
 		if (r < 0) {
 			set_state(s, AUTHD_ERR_UNAVAILABLE);
 			fail_all(batch, AUTHD_ERR_UNAVAILABLE);
@@ -162,7 +204,10 @@ run_batch(struct store *s, struct job *batch)
 		}
 		for (struct job *j = batch; j && !retry; j = j->next) {
 			if (fast) {
-				if ((j->w->result = j->w->fn(&tx, j->w->arg)) < 0)
+				j->w->result = j->w->fn(&tx, j->w->arg);
+				if (!be->in_tx(c))
+					return batch_lost(s, &tx, batch);
+				if (j->w->result < 0)
 					retry = 1;
 				continue;
 			}
@@ -170,21 +215,22 @@ run_batch(struct store *s, struct job *batch)
 			int64_t seq0 = tx.head_seq;
 			char hash0[65];
 			memcpy(hash0, tx.head_hash, 65);
-			if (be->savepoint(s->writer_conn) < 0) {
-				j->w->result = AUTHD_ERR_UNAVAILABLE;
-				continue;
-			}
+			/* (PostgreSQL: SAVEPOINT also releases the previous job's) */
+			if (be->savepoint(c) < 0)
+				return batch_lost(s, &tx, batch);
 			j->w->result = j->w->fn(&tx, j->w->arg);
 			if (j->w->result < 0) {
-				(void)be->savepoint_rollback(s->writer_conn);
+				if (be->savepoint_rollback(c) < 0)
+					return batch_lost(s, &tx, batch);
 				tx.head_loaded = loaded0;
 				tx.head_seq = seq0;
 				memcpy(tx.head_hash, hash0, 65);
 			}
-			(void)be->savepoint_release(s->writer_conn);
+			if (be->savepoint_release(c) < 0 || !be->in_tx(c))
+				return batch_lost(s, &tx, batch);
 		}
 		if (retry) {
-			be->rollback(s->writer_conn);
+			be->rollback(c);
 			fast = 0;
 			continue;
 		}
@@ -192,8 +238,8 @@ run_batch(struct store *s, struct job *batch)
 		pthread_mutex_lock(&s->mu);
 		s->commit_no++;
 		pthread_mutex_unlock(&s->mu);
-		if ((r = be->commit(s->writer_conn)) < 0) {
-			be->rollback(s->writer_conn);
+		if ((r = be->commit(c)) < 0) {
+			be->rollback(c);
 			set_state(s, r == AUTHD_ERR_UNAVAILABLE ? r : AUTHD_ERR_INTERNAL);
 			/* Nothing of the batch is known to be durable: no job may report success. */
 			fail_all(batch, AUTHD_ERR_UNAVAILABLE);
@@ -219,11 +265,23 @@ wake_batch(struct job *batch)
 	}
 }
 
+static void
+log_flush_failed(int err)
+{
+	log_msg(
+	    LOG_CRIT,
+	    "store: flushing the WAL to disk failed (%s); changes committed since the last good flush may be"
+	    " lost in a crash. Every write and read now fails: restart authd (after checking the disk)",
+	    strerror(err));
+}
+
 /*
  * The syncer: flushes every batch committed so far with one be->sync(), then
  * wakes their callers. A failed flush fails every job it covered: their
  * changes are committed but of unknown durability, so none may be answered
- * as a success (fail closed), and health reports it.
+ * as a success (fail closed). It is fatal (see the top of this file): every
+ * later batch is failed without a flush, synced never moves again (readers
+ * fail), health says so, and the log says it once.
  */
 static void *
 syncer_main(void *arg)
@@ -237,19 +295,25 @@ syncer_main(void *arg)
 			break;
 		struct job *batch = s->sync_head;
 		uint64_t upto = s->sync_upto;
-		int last_ok = s->last_batch_ok;
+		int last_ok = s->last_batch_ok, failed = s->flush_failed;
 		s->sync_head = s->sync_tail = NULL;
 		pthread_mutex_unlock(&s->mu);
-		int r = s->be->sync(s->writer_conn);
+		int r = failed ? AUTHD_ERR_IO : s->be->sync(s->writer_conn), err = errno;
 		if (r < 0) {
 			for (struct job *j = batch; j; j = j->next)
 				if (j->w->result >= 0)
 					j->w->result = AUTHD_ERR_UNAVAILABLE;
-			atomic_store(&s->state, STATE_COMMIT_FAILED);
+			if (!failed) {
+				atomic_store(&s->state, STATE_FAILED);
+				log_flush_failed(err);
+			}
 		} else if (last_ok)
 			set_state(s, 0); /* else the writer's failure state stands */
 		pthread_mutex_lock(&s->mu);
-		s->synced = upto;
+		if (r < 0)
+			s->flush_failed = 1;
+		else
+			s->synced = upto;
 		pthread_cond_broadcast(&s->cv_synced);
 		wake_batch(batch);
 	}
@@ -340,7 +404,7 @@ store_write_many(struct store *s, struct store_work *w, size_t n)
 		jobs[i] = (struct job){&w[i], &wt, i + 1 < n ? &jobs[i + 1] : NULL};
 	pthread_cond_init(&wt.cv, NULL);
 	pthread_mutex_lock(&s->mu);
-	if (s->stop) {
+	if (s->stop || atomic_load(&s->state) == STATE_FAILED) {
 		for (size_t i = 0; i < n; i++)
 			w[i].result = AUTHD_ERR_UNAVAILABLE;
 	} else {
@@ -393,6 +457,9 @@ reader_conn(struct store *s)
 int
 store_read(struct store *s, store_fn fn, void *arg)
 {
+	/* after a failed flush, what a read sees may never be durable */
+	if (atomic_load(&s->state) == STATE_FAILED)
+		return AUTHD_ERR_UNAVAILABLE;
 	struct store_conn *c = reader_conn(s);
 	if (c == NULL)
 		return AUTHD_ERR_UNAVAILABLE;
@@ -406,8 +473,11 @@ store_read(struct store *s, store_fn fn, void *arg)
 		/* What this read saw may be committed but not yet flushed: answer only once it is durable. */
 		pthread_mutex_lock(&s->mu);
 		uint64_t want = s->commit_no;
-		while (s->synced < want)
+		while (s->synced < want && !s->flush_failed)
 			pthread_cond_wait(&s->cv_synced, &s->mu);
+		/* the flush that was to cover what it saw failed: not answered */
+		if (s->synced < want && r >= 0)
+			r = AUTHD_ERR_UNAVAILABLE;
 		pthread_mutex_unlock(&s->mu);
 	}
 	return r;
@@ -419,6 +489,8 @@ store_health(struct store *s)
 	switch (atomic_load(&s->state)) {
 	case STATE_OK: return "ok";
 	case STATE_UNAVAILABLE: return "unavailable (reconnecting)";
+	case STATE_FAILED:
+		return "failed: WAL flush error, restart authd";
 	default: return "last commit failed";
 	}
 }

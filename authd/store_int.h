@@ -80,13 +80,26 @@ struct store_backend {
 	 * NULL when commit is durable by itself. Otherwise makes every
 	 * transaction committed on the writer connection so far durable; called
 	 * by the syncer thread while the writer thread goes on using c, so it
-	 * may touch only state of its own.
+	 * may touch only state of its own. A failure is fatal for the store
+	 * until it is opened again (a later flush that succeeds proves
+	 * nothing: the kernel reports a writeback error once): sync is not
+	 * called again, and the backend itself must from then on not copy
+	 * what may not be on disk (SQLite: no more checkpoints, none at close).
 	 */
 	int (*sync)(struct store_conn *c);
 	void (*rollback)(struct store_conn *c);
 	int (*savepoint)(struct store_conn *c);
 	int (*savepoint_release)(struct store_conn *c);
 	int (*savepoint_rollback)(struct store_conn *c);
+	/*
+	 * 1 while the transaction begun on c is still open (PostgreSQL: also
+	 * when a failed statement aborted it: it can still be rolled back to a
+	 * savepoint). SQLite rolls the whole transaction back by itself on some
+	 * errors (I/O, disk full, out of memory); after that, a SAVEPOINT would
+	 * start a new transaction and its RELEASE commit it alone, so the
+	 * writer fails the whole batch instead.
+	 */
+	int (*in_tx)(struct store_conn *c);
 
 	int (*challenge_put)(struct store_tx *tx, const struct store_challenge *c);
 	int (*challenge_get)(struct store_tx *tx, const char *id, struct store_challenge *c);

@@ -24,6 +24,14 @@
  * reconnects with exponential backoff (100 ms .. 2 s). Reads run in
  * REPEATABLE READ READ ONLY transactions. All of the PostgreSQL SQL is here.
  *
+ * Nothing waits forever, and no instance can stall the others' writes for
+ * long: TCP keepalives and tcp_user_timeout find a dead peer in ~25 s, a
+ * write batch waits at most PG_LOCK_TIMEOUT_MS for a lock and the server
+ * ends a batch left idle for PG_IDLE_TX_TIMEOUT_MS (releasing its lock: the
+ * case of an instance that stalls or loses its network mid-batch), a read
+ * statement runs at most PG_READ_TIMEOUT_MS. Each becomes
+ * AUTHD_ERR_UNAVAILABLE for that batch or read.
+ *
  * Threading: a connection is used by one thread at a time (store_int.h).
  */
 #include "store.h"
@@ -45,6 +53,15 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define SCAN_CHUNK 2000
+/*
+ * A batch holds PG_LOCK_BATCH for milliseconds, so waiting 2 s for it means
+ * the holder is stuck: fail this batch (the client may retry) rather than
+ * queue every request behind it. 5 s idle inside a batch is not a slow
+ * instance but a stopped or cut-off one: the server rolls its batch back.
+ */
+#define PG_LOCK_TIMEOUT_MS 2000
+#define PG_IDLE_TX_TIMEOUT_MS 5000
+#define PG_READ_TIMEOUT_MS 30000
 
 /* Migration N here is the same logical schema N as in store_sqlite.c. */
 static const char *const schema_v1[] = {
@@ -213,6 +230,8 @@ struct store_conn {
 	int64_t next_try_ms;
 	int backoff_ms;
 	int sp_open; /* a job savepoint exists: released together with the next SAVEPOINT (one round trip) */
+	int readonly;
+	int ready; /* connected and session_setup() done since the last (re)connect */
 	char url[4096];
 };
 
@@ -230,20 +249,97 @@ pg_accepts(const char *url)
 static PGconn *
 connect_url(const char *url)
 {
-	/* Defaults first; the url (expanded as dbname) overrides them. */
-	const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-	const char *const vals[] = {"3", "authd", url, NULL};
+	/*
+	 * Defaults first: the url, expanded in place of dbname, overrides each
+	 * one it sets itself (libpq keeps the last value of a keyword). A dead
+	 * server or network path is found in ~25 s whatever the connection is
+	 * doing: idle or waiting for a reply, keepalive probes after 10 s, every
+	 * 5 s, 3 unanswered; sending, tcp_user_timeout. Without them a
+	 * half-open connection blocks a statement for ~15 min (retransmissions)
+	 * or forever (a reply that never comes). Unix sockets ignore them.
+	 */
+	const char *const keys[] = {"connect_timeout",
+	                            "application_name",
+	                            "keepalives",
+	                            "keepalives_idle",
+	                            "keepalives_interval",
+	                            "keepalives_count",
+	                            "tcp_user_timeout",
+	                            "dbname",
+	                            NULL};
+	const char *const vals[] = {"3", "authd", "1", "10", "5", "3", "25000", url, NULL};
 	return PQconnectdbParams(keys, vals, 1);
+}
+
+/*
+ * libpq's notice receiver: what the server says outside a result (warnings,
+ * and why it ends a session, e.g. 25P03) goes to the log, not to stderr.
+ */
+static void
+notice_log(void *arg, const PGresult *res)
+{
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	int quiet = sev != NULL && (strcmp(sev, "NOTICE") == 0 || strcmp(sev, "INFO") == 0 ||
+	                            strcmp(sev, "LOG") == 0 || strcmp(sev, "DEBUG") == 0);
+	(void)arg;
+	log_msg(quiet ? LOG_INFO : LOG_WARNING, "store: PostgreSQL %s %s: %s", sev ? sev : "?", st ? st : "?",
+	        m ? m : "");
+}
+
+/*
+ * Session settings, after every (re)connect; 0, or an authd_err with err
+ * set. The writer pins synchronous_commit on, whatever the server, database,
+ * role or url say: a reply leaves only once its audit record is durable
+ * (DESIGN §8). remote_apply, stronger, is kept. A server (or pooler) that
+ * does not then report it on is refused. Readers get a statement_timeout, so
+ * a reader thread never waits forever (behind a DDL lock, on a stalled
+ * server). The writer does not: migrations run on its connection and may be
+ * long, and a statement_timeout firing while COMMIT waits for a synchronous
+ * standby cancels the wait and reports success with the commit local only.
+ * Its batch limits are set per batch (pg_begin).
+ */
+static int
+session_setup(struct store_conn *c, char *err, size_t errlen)
+{
+	char sql[160];
+	if (c->readonly)
+		snprintf(sql, sizeof sql, "SET statement_timeout = %d", PG_READ_TIMEOUT_MS);
+	else
+		snprintf(sql, sizeof sql,
+		         "SELECT set_config('synchronous_commit', 'on', false) WHERE"
+		         " current_setting('synchronous_commit') <> 'remote_apply'; SHOW synchronous_commit");
+	PGresult *res = PQexec(c->pg, sql);
+	ExecStatusType st = PQresultStatus(res);
+	int r = 0;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		const char *m = PQerrorMessage(c->pg);
+		snprintf(err, errlen, "cannot set up the PostgreSQL session: %.*s", (int)strcspn(m, "\n"), m);
+		r = AUTHD_ERR_UNAVAILABLE;
+	} else if (!c->readonly) {
+		const char *v = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
+		if (strcmp(v, "on") != 0 && strcmp(v, "remote_apply") != 0) {
+			snprintf(err, errlen,
+			         "PostgreSQL reports synchronous_commit '%.32s' after authd set it on:"
+			         " authd needs each audit record durable before its reply",
+			         v);
+			r = AUTHD_ERR_CONFIG;
+		}
+	}
+	PQclear(res);
+	return r;
 }
 
 static int
 pg_conn_open(const char *url, int readonly, struct store_conn **out, char *err, size_t errlen)
 {
 	struct store_conn *c = calloc(1, sizeof *c);
-	(void)readonly;
+	int r;
 	if (c == NULL)
 		return AUTHD_ERR_NOMEM;
 	snprintf(c->url, sizeof c->url, "%s", url);
+	c->readonly = readonly;
 	c->pg = connect_url(url);
 	if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
 		snprintf(err, errlen, "cannot connect to PostgreSQL: %s",
@@ -252,13 +348,19 @@ pg_conn_open(const char *url, int readonly, struct store_conn **out, char *err, 
 		size_t n = strlen(err);
 		if (n > 0 && err[n - 1] == '\n')
 			err[n - 1] = '\0';
-		int r = c->pg == NULL ? AUTHD_ERR_NOMEM : AUTHD_ERR_UNAVAILABLE;
-		PQfinish(c->pg);
-		free(c);
-		return r;
+		r = c->pg == NULL ? AUTHD_ERR_NOMEM : AUTHD_ERR_UNAVAILABLE;
+		goto fail;
 	}
+	PQsetNoticeReceiver(c->pg, notice_log, NULL); /* kept across PQreset */
+	if ((r = session_setup(c, err, errlen)) < 0)
+		goto fail;
+	c->ready = 1;
 	*out = c;
 	return 0;
+fail:
+	PQfinish(c->pg);
+	free(c);
+	return r;
 }
 
 static void
@@ -274,14 +376,16 @@ pg_conn_close(struct store_conn *c)
 static int
 ensure(struct store_conn *c)
 {
-	if (PQstatus(c->pg) == CONNECTION_OK)
+	if (c->ready && PQstatus(c->pg) == CONNECTION_OK)
 		return 0;
 	int64_t now = store_now_ms();
 	if (now < c->next_try_ms)
 		return AUTHD_ERR_UNAVAILABLE;
 	PQreset(c->pg);
 	c->prepared = 0;
-	if (PQstatus(c->pg) == CONNECTION_OK) {
+	char err[320] = "";
+	c->ready = PQstatus(c->pg) == CONNECTION_OK && session_setup(c, err, sizeof err) == 0;
+	if (c->ready) {
 		if (c->backoff_ms != 0)
 			log_msg(LOG_NOTICE, "store: reconnected to PostgreSQL");
 		c->backoff_ms = 0;
@@ -289,7 +393,8 @@ ensure(struct store_conn *c)
 		return 0;
 	}
 	if (c->backoff_ms == 0)
-		log_msg(LOG_ERR, "store: PostgreSQL unavailable, reconnecting with backoff");
+		log_msg(LOG_ERR, "store: PostgreSQL unavailable, reconnecting with backoff%s%s",
+		        err[0] ? ": " : "", err);
 	c->backoff_ms = c->backoff_ms == 0 ? BACKOFF_MIN_MS
 	                                   : (c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2);
 	c->next_try_ms = now + c->backoff_ms;
@@ -299,10 +404,21 @@ ensure(struct store_conn *c)
 static int
 map_err(struct store_conn *c, const PGresult *res)
 {
-	if (PQstatus(c->pg) != CONNECTION_OK)
-		return AUTHD_ERR_UNAVAILABLE;
 	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	if (st == NULL)
+	/*
+	 * Our limits: 55P03 lock_not_available (lock_timeout: another session
+	 * holds a lock too long), 57014 query_canceled (a reader's
+	 * statement_timeout), 25P03 idle_in_transaction_session_timeout and
+	 * 25P04 transaction_timeout (the server ended the session). Worth a log
+	 * line: this or another instance, or a DBA's session, is stuck.
+	 */
+	if (st != NULL && (strcmp(st, "55P03") == 0 || strcmp(st, "57014") == 0 || strcmp(st, "25P03") == 0 ||
+	                   strcmp(st, "25P04") == 0)) {
+		const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		log_msg(LOG_WARNING, "store: PostgreSQL %s: %s", st, m ? m : "");
+		return AUTHD_ERR_UNAVAILABLE;
+	}
+	if (PQstatus(c->pg) != CONNECTION_OK || st == NULL)
 		return AUTHD_ERR_UNAVAILABLE;
 	if (strcmp(st, "23505") == 0) /* unique_violation */
 		return AUTHD_ERR_CONFLICT;
@@ -981,10 +1097,25 @@ pg_prune(struct store_tx *tx, const struct store_prune *p, struct store_pruned *
 static int
 pg_begin(struct store_conn *c, int writable)
 {
-	/* Write batches: one at a time across every instance, lock taken before anything else. */
-	char sql[128];
+	/*
+	 * Write batches: one at a time across every instance, lock taken before
+	 * anything else. READ COMMITTED whatever default_transaction_isolation
+	 * says: every statement then reads what was committed when it started,
+	 * so what the batch reads after the lock (audit chain head, daily
+	 * totals, lockout counters) includes every batch serialized before it.
+	 * Under REPEATABLE READ or SERIALIZABLE the snapshot would be taken by
+	 * the lock-acquiring SELECT, before the lock is granted: a stale chain
+	 * head (a unique violation on prev) and stale totals (40001).
+	 * The limits are local to the batch (SET LOCAL): the migrations, on the
+	 * same connection, must be able to wait for each other's lock.
+	 */
+	char sql[256];
 	if (writable)
-		snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(%lld)", (long long)PG_LOCK_BATCH);
+		snprintf(
+		    sql, sizeof sql,
+		    "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; SET LOCAL lock_timeout = %d;"
+		    " SET LOCAL idle_in_transaction_session_timeout = %d; SELECT pg_advisory_xact_lock(%lld)",
+		    PG_LOCK_TIMEOUT_MS, PG_IDLE_TX_TIMEOUT_MS, (long long)PG_LOCK_BATCH);
 	else
 		snprintf(sql, sizeof sql, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	c->sp_open = 0;
@@ -1046,6 +1177,14 @@ pg_savepoint_rollback(struct store_conn *c)
 {
 	/* The savepoint stays; the next SAVEPOINT releases it. */
 	return exec_cmd(c, "ROLLBACK TO SAVEPOINT job");
+}
+
+static int
+pg_in_tx(struct store_conn *c)
+{
+	/* INERROR: a statement failed, the transaction is still there to roll back (to the savepoint) */
+	PGTransactionStatusType t = PQtransactionStatus(c->pg);
+	return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }
 
 /* ---------------- schema ---------------- */
@@ -1226,6 +1365,7 @@ const struct store_backend store_backend_pg = {
 	.savepoint = pg_savepoint,
 	.savepoint_release = pg_savepoint_release,
 	.savepoint_rollback = pg_savepoint_rollback,
+	.in_tx = pg_in_tx,
 	.challenge_put = pg_challenge_put,
 	.challenge_get = pg_challenge_get,
 	.challenge_consume = pg_challenge_consume,

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,13 @@ static const char *const stmt_sql[S__COUNT] = {
  * always begun by then, so only the writer's own checkpoint, between two of
  * its commits, gets there: it runs once the WAL reaches CKPT_INLINE_FRAMES,
  * which bounds the WAL (a 20-30 ms stall at full load: docs/performance.md).
+ *
+ * After a failed WAL flush (sq_sync) nothing is checkpointed any more, not
+ * even when the connections close: the frames of the failed flush may not
+ * be on disk while the kernel's copy looks clean, and a checkpoint would
+ * copy whatever it reads of them into the database file, unchecked. Left
+ * in the WAL, they go through SQLite's recovery at the next open, which
+ * checks every frame's checksum and keeps only a whole prefix.
  */
 #define CKPT_FRAMES 1000
 #define CKPT_INTERVAL_MS 200
@@ -232,6 +240,7 @@ struct ckpt {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* CLOCK_MONOTONIC */
 	int want, resting, stop;
+	atomic_int halted; /* a WAL flush failed: no checkpoint, ever (set by sq_sync) */
 	sqlite3 *db;
 };
 
@@ -245,11 +254,12 @@ struct store_conn {
 	struct store_conn *next; /* every connection, for closing */
 };
 
-/* Checkpoints until every frame of the WAL is in the database (or CKPT_ROUNDS tries, or an error). */
+/* Checkpoints until every frame of the WAL is in the database (or CKPT_ROUNDS tries, an error, halted). */
 static void
-ckpt_round(sqlite3 *db)
+ckpt_round(struct ckpt *k)
 {
-	for (int i = 0; i < CKPT_ROUNDS; i++) {
+	sqlite3 *db = k->db;
+	for (int i = 0; i < CKPT_ROUNDS && !atomic_load(&k->halted); i++) {
 		int log = 0, done = 0;
 		if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) != SQLITE_OK ||
 		    done >= log)
@@ -269,7 +279,7 @@ ckpt_main(void *arg)
 			break;
 		k->want = 0;
 		pthread_mutex_unlock(&k->mu);
-		ckpt_round(k->db);
+		ckpt_round(k);
 		pthread_mutex_lock(&k->mu);
 		/* rest: commits meanwhile only add frames for the next round */
 		struct timespec until;
@@ -290,6 +300,8 @@ static int
 wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	struct ckpt *k = arg;
+	if (atomic_load(&k->halted))
+		return SQLITE_OK;
 	if (frames >= CKPT_INLINE_FRAMES) {
 		(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	} else if (frames >= CKPT_FRAMES) {
@@ -315,6 +327,8 @@ ckpt_stop(struct ckpt **kp)
 	pthread_cond_signal(&k->cv);
 	pthread_mutex_unlock(&k->mu);
 	pthread_join(k->thread, NULL);
+	if (atomic_load(&k->halted))
+		(void)sqlite3_db_config(k->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 	sqlite3_close(k->db);
 	pthread_cond_destroy(&k->cv);
 	pthread_mutex_destroy(&k->mu);
@@ -413,6 +427,8 @@ fail:
 static void
 sq_conn_close(struct store_conn *c)
 {
+	if (c->ckpt != NULL && atomic_load(&c->ckpt->halted))
+		(void)sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 	ckpt_stop(&c->ckpt);
 	if (c->wal_fd >= 0)
 		close(c->wal_fd);
@@ -437,11 +453,17 @@ conn_exec(struct store_conn *c, enum stmt_id id)
 	return rc == SQLITE_DONE ? 0 : map_rc(rc);
 }
 
-/* Prepared statement, cached per connection; reset and unbound. */
+/*
+ * Prepared statement, cached per connection; reset and unbound. NULL outside
+ * a transaction: after SQLite rolled the batch back by itself, a job that
+ * went on would have each statement committed alone (store.c fails the batch).
+ */
 static sqlite3_stmt *
 stmt(struct store_tx *tx, enum stmt_id id)
 {
 	struct store_conn *c = tx->c;
+	if (sqlite3_get_autocommit(c->db))
+		return NULL;
 	if (c->st[id] == NULL) {
 		if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL) !=
 		    SQLITE_OK)
@@ -1261,28 +1283,34 @@ sq_commit(struct store_conn *c)
  * committed frame not yet checkpointed (a checkpoint flushes the WAL before
  * it copies it and the database after, so nothing copied is less durable).
  * The descriptor is the syncer's own; it is reopened (and the directory
- * flushed, for the new name) whenever the WAL file was replaced.
+ * flushed, for the new name) whenever the WAL file was replaced. A failure
+ * is for good (store_int.h): later calls fail at once, checkpoints stop.
  */
 static int
 sq_sync(struct store_conn *c)
 {
 	struct stat a, b;
+	int r = 0;
+	if (atomic_load(&c->ckpt->halted))
+		return AUTHD_ERR_IO; /* an earlier flush failed: nothing proves durable any more */
 	if (c->wal_fd >= 0 && (fstat(c->wal_fd, &a) != 0 || stat(c->wal_path, &b) != 0 ||
 	                       a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
 		close(c->wal_fd);
 		c->wal_fd = -1;
 	}
-	if (c->wal_fd < 0) {
-		if ((c->wal_fd = open(c->wal_path, O_RDWR | O_CLOEXEC)) < 0)
-			return AUTHD_ERR_IO;
-		if (util_sync_dir_of(c->wal_path) < 0)
-			return AUTHD_ERR_IO;
+	if (c->wal_fd < 0 &&
+	    ((c->wal_fd = open(c->wal_path, O_RDWR | O_CLOEXEC)) < 0 || util_sync_dir_of(c->wal_path) < 0))
+		r = -1;
+	if (r == 0) {
+		do
+			r = fdatasync(c->wal_fd);
+		while (r < 0 && errno == EINTR);
 	}
-	int r;
-	do
-		r = fdatasync(c->wal_fd);
-	while (r < 0 && errno == EINTR);
-	return r == 0 ? 0 : AUTHD_ERR_IO;
+	if (r == 0)
+		return 0;
+	/* for good, errno left as the failed call set it: see the checkpoint notes above */
+	atomic_store(&c->ckpt->halted, 1);
+	return AUTHD_ERR_IO;
 }
 
 static void
@@ -1308,6 +1336,13 @@ static int
 sq_savepoint_rollback(struct store_conn *c)
 {
 	return conn_exec(c, S_TX_ROLLBACK_TO);
+}
+
+static int
+sq_in_tx(struct store_conn *c)
+{
+	/* autocommit inside a batch: SQLite rolled it back by itself (I/O error, disk full, no memory) */
+	return !sqlite3_get_autocommit(c->db);
 }
 
 static int
@@ -1450,7 +1485,9 @@ sq_row_insert(struct store_tx *tx, enum store_table_id t, const struct store_row
 	for (size_t i = 1; i < n; i++)
 		off += snprintf(sql + off, sizeof sql - (size_t)off, ",?");
 	snprintf(sql + off, sizeof sql - (size_t)off, ")");
-	if ((size_t)row->n != n || sqlite3_prepare_v2(tx->c->db, sql, -1, &st, NULL) != SQLITE_OK)
+	/* never outside the transaction: see stmt() */
+	if ((size_t)row->n != n || sqlite3_get_autocommit(tx->c->db) ||
+	    sqlite3_prepare_v2(tx->c->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return AUTHD_ERR_INTERNAL;
 	for (int i = 0; i < row->n; i++) {
 		const struct store_val *v = &row->v[i];
@@ -1500,6 +1537,7 @@ const struct store_backend store_backend_sqlite = {
     .savepoint = sq_savepoint,
     .savepoint_release = sq_savepoint_release,
     .savepoint_rollback = sq_savepoint_rollback,
+    .in_tx = sq_in_tx,
     .challenge_put = sq_challenge_put,
     .challenge_get = sq_challenge_get,
     .challenge_consume = sq_challenge_consume,

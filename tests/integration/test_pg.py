@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ import unittest
 import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
-from authd_harness import SLOW, Daemon, authctl_cmd, txn  # noqa: E402
+from authd_harness import SLOW, Conn, Daemon, authctl_cmd, txn  # noqa: E402
 from test_daemon import verify_with_pyjwt  # noqa: E402
 from test_stepup import Key, business_txn  # noqa: E402
 
@@ -38,11 +39,14 @@ def pg_script(cmd, check=True):
     return subprocess.run([PG_CLUSTER, cmd, PG["dir"]], capture_output=True, text=True, timeout=120, check=check)
 
 
-def psql(sql, db="authd"):
+def psql_exe():
     bindir = sorted(d for d in os.listdir("/usr/lib/postgresql"))[-1] if os.path.isdir("/usr/lib/postgresql") else ""
-    exe = os.path.join("/usr/lib/postgresql", bindir, "bin", "psql") if bindir else "psql"
-    out = subprocess.run([exe, "-h", PG["dir"], "-U", "authd", "-d", db, "-Atq", "-c", sql], capture_output=True,
-                         text=True, timeout=60)
+    return os.path.join("/usr/lib/postgresql", bindir, "bin", "psql") if bindir else "psql"
+
+
+def psql(sql, db="authd"):
+    out = subprocess.run([psql_exe(), "-h", PG["dir"], "-U", "authd", "-d", db, "-Atq", "-c", sql],
+                         capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         raise RuntimeError("psql failed: " + out.stderr)
     return out.stdout.strip()
@@ -92,6 +96,53 @@ def start_pair(cfg):
     assert c.call("health")["ok"]  # fully started (plugins loaded), not just bound
     c.close()
     return a, b
+
+
+def fresh_db(prefix):
+    """A new database of its own on the cluster; (name, url)."""
+    db = "%s_%d" % (prefix, int(time.time() * 1000) % 10000000)
+    psql("CREATE DATABASE %s" % db, db="postgres")
+    return db, PG["url"].replace("/authd?", "/%s?" % db)
+
+
+def wait_for(sql, db, timeout, want=lambda out: out != ""):
+    """Polls sql until want(its output); returns the output (AssertionError at the deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = psql(sql, db=db)
+        if want(out):
+            return out
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for: %s (last: %r)" % (sql, out))
+        time.sleep(0.02)
+
+
+PG_LOCK_BATCH = 0x6175746864424154  # store_pg.c: every write batch takes it first
+
+
+class Holder:
+    """A session of the test's own (psql reading its stdin), open across statements: holds locks."""
+
+    APP = "authd-test-holder"
+
+    def __init__(self, db):
+        self.db = db
+        self.p = subprocess.Popen([psql_exe(), "-h", PG["dir"], "-U", "authd", "-d", db, "-Atq"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  text=True, env=dict(os.environ, PGAPPNAME=self.APP))
+
+    def hold_batch_lock(self):
+        self.p.stdin.write("BEGIN; SELECT pg_advisory_xact_lock(%d);\n" % PG_LOCK_BATCH)
+        self.p.stdin.flush()
+        wait_for("SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory'"
+                 " AND l.granted AND a.application_name = '%s'" % self.APP, self.db, 30)
+
+    def close(self):
+        """Commits (releasing the lock) and ends the session."""
+        if self.p.poll() is None:
+            self.p.stdin.write("COMMIT;\n")
+            self.p.stdin.close()
+            self.p.wait(30)
 
 
 def jwt_claims(token):
@@ -440,6 +491,143 @@ class Retention(unittest.TestCase):
         finally:
             d.stop()
             d.cleanup()
+
+
+class DatabaseDefaults(unittest.TestCase):
+    """A DBA's defaults cannot weaken a write batch (defect 4): with default_transaction_isolation
+    serializable and synchronous_commit off on the database, two instances under concurrent assess load keep
+    one valid chain, and every audit record is inserted READ COMMITTED with synchronous_commit on, as a
+    trigger running in authd's own session sees them."""
+
+    def test_serializable_and_async_commit_defaults(self):
+        db, url = fresh_db("defaults")
+        psql("ALTER DATABASE %s SET default_transaction_isolation = 'serializable'" % db, db="postgres")
+        psql("ALTER DATABASE %s SET synchronous_commit = off" % db, db="postgres")
+        a, b = start_pair(config(url))
+        try:
+            psql("CREATE TABLE seen(sc TEXT, iso TEXT);"
+                 " CREATE FUNCTION seen_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                 " INSERT INTO seen VALUES (current_setting('synchronous_commit'),"
+                 " current_setting('transaction_isolation')); RETURN NULL; END $$;"
+                 " CREATE TRIGGER seen_note AFTER INSERT ON audit FOR EACH ROW EXECUTE FUNCTION seen_note()", db=db)
+            tag = str(int(time.time() * 1000) % 10000000)
+            conns = [(a if k % 2 else b).conn() for k in range(8)]
+            res = concurrently([
+                (lambda c=c, k=k: [c.call("assess", txn=txn("TI-%s-%d-%d" % (tag, k, j),
+                                                            customer="C-I%s-%d" % (tag, k), amount=1000))
+                                   for j in range(10)])
+                for k, c in enumerate(conns)])
+            for c in conns:
+                c.close()
+            flat = [r for rs in res for r in (rs if isinstance(rs, list) else [rs])]
+            self.assertEqual([r for r in flat if r.get("result") != "allow"], [])
+            self.assertEqual(len(flat), 80)
+            self.assertEqual(psql("SELECT sc || ' ' || iso || ' ' || COUNT(*) FROM seen GROUP BY sc, iso", db=db),
+                             "on read committed 80")
+            self.assertEqual(psql("SELECT COUNT(*) = MAX(seq) AND COUNT(DISTINCT prev) = COUNT(*) FROM audit",
+                                  db=db), "t")
+            for d in (a, b):
+                c = d.conn()
+                v = c.call("audit_verify")
+                c.close()
+                self.assertTrue(v["valid"], v)
+        finally:
+            a.cleanup()
+            b.cleanup()
+
+
+class StuckBatchLock(unittest.TestCase):
+    """No session can stall the instances' writes (defect 3): a lock wait ends after lock_timeout as
+    `unavailable`, and an instance stopped mid-batch loses its batch (and the lock) to
+    idle_in_transaction_session_timeout while the other instance goes on."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.db, cls.url = fresh_db("stuck")
+        cls.a, cls.b = start_pair(config(cls.url))
+
+    @classmethod
+    def tearDownClass(cls):
+        for d in (cls.a, cls.b):
+            d.cleanup()
+
+    def setUp(self):
+        self.tag = "%s-%d" % (self._testMethodName[-8:], int(time.time() * 1000) % 10000000)
+
+    def assess(self, d, tid, timeout=10):
+        c = Conn(d.sock, timeout=timeout)
+        try:
+            return c.call("assess", txn=txn(tid, customer="C-K" + self.tag, amount=1000))
+        finally:
+            c.close()
+
+    def test_lock_held_elsewhere_fails_fast(self):
+        holder = Holder(self.db)
+        logged = self.a.log_text().count("55P03")
+        try:
+            holder.hold_batch_lock()
+            t0 = time.monotonic()
+            r = self.assess(self.a, "TK-" + self.tag)
+            dt = time.monotonic() - t0
+        finally:
+            holder.close()
+        self.assertEqual(r.get("error", {}).get("code"), "unavailable", r)
+        self.assertGreater(dt, 1.5)   # it waited for the lock (lock_timeout 2 s) ...
+        self.assertLess(dt, 2.0 + 2.0 * SLOW)   # ... and no longer
+        self.assertEqual(self.a.log_text().count("55P03"), logged + 1)
+        # released: the client's retry of the same transfer goes through
+        self.assertEqual(self.assess(self.a, "TK-" + self.tag).get("result"), "allow")
+
+    def test_instance_stopped_mid_batch(self):
+        holder = Holder(self.db)
+        pending = {}
+        stopped = False
+        try:
+            holder.hold_batch_lock()
+            t = threading.Thread(target=lambda: pending.update(r=self.assess(self.a, "TKA-" + self.tag, 60)))
+            t.start()
+            # A's writer waits for the lock; stop A, then let it have the lock: A now holds it mid-batch
+            pid = int(wait_for("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", self.db,
+                               1.5).split()[0])
+            self.a.proc.send_signal(signal.SIGSTOP)
+            stopped = True
+            holder.close()
+            wait_for("SELECT state FROM pg_stat_activity WHERE pid = %d" % pid, self.db, 1.5,
+                     want=lambda out: out == "idle in transaction")
+            # B: unavailable while A's session holds the lock, served once the server ends it (5 s)
+            t0 = time.monotonic()
+            seen = []
+            while time.monotonic() < t0 + 12:
+                r = self.assess(self.b, "TKB-%s-%d" % (self.tag, len(seen)))
+                seen.append(r)
+                if r.get("result") == "allow":
+                    break
+            dt = time.monotonic() - t0
+            self.assertEqual(seen[-1].get("result"), "allow", seen)
+            self.assertTrue(all(r.get("error", {}).get("code") == "unavailable" for r in seen[:-1]), seen)
+            self.assertLess(dt, 9)
+            self.assertEqual(psql("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = %d" % pid, db=self.db), "0")
+        finally:
+            if stopped:
+                self.a.proc.send_signal(signal.SIGCONT)
+            holder.close()
+        t.join(60)
+        # A's batch was rolled back by the server: its client is told, or A ran it again on a new
+        # connection; either way A reconnects and the retry of that transfer goes through
+        self.assertIn(pending.get("r", {}).get("result") or pending.get("r", {}).get("error", {}).get("code"),
+                      ("allow", "unavailable"), pending)
+        self.assertIn("25P03", self.a.log_text())
+        deadline = time.monotonic() + 10
+        while self.assess(self.a, "TKA-" + self.tag).get("result") != "allow":
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.2)
+        self.assertEqual(psql("SELECT COUNT(*) = MAX(seq) AND COUNT(DISTINCT prev) = COUNT(*) FROM audit",
+                              db=self.db), "t")
+        for d in (self.a, self.b):
+            c = d.conn()
+            v = c.call("audit_verify")
+            c.close()
+            self.assertTrue(v["valid"], v)
 
 
 class StoreTools(unittest.TestCase):

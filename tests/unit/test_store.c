@@ -3,8 +3,10 @@
  * schema version, single-use semantics shared by every backend,
  * store_copy (every table, the audit chain verbatim, empty target only),
  * durability (no write returns, and no read shows a commit, before the WAL
- * flush that covers it; a failed flush fails the writes closed) and the
- * savepoint-free batches of re-runnable work.
+ * flush that covers it; a failed flush fails the store closed until it is
+ * opened again), the savepoint-free batches of re-runnable work, and a batch
+ * whose transaction SQLite rolled back by itself (an I/O error) failing as a
+ * whole.
  * The PostgreSQL backend runs the same paths in tests/integration/test_pg.py.
  */
 #include <errno.h>
@@ -17,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -574,6 +578,48 @@ test_txn_facts(void **state)
 	store_close(&s);
 }
 
+/* Runs f with stderr going to a file; how many lines of what it logged contain needle. */
+static int
+logged_lines(void (*f)(void *), void *arg, const char *needle)
+{
+	char path[300], line[1024];
+	snprintf(path, sizeof path, "%s/stderr.log", dir);
+	FILE *log = fopen(path, "w+");
+	assert_non_null(log);
+	fflush(stderr);
+	int saved = dup(2);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(fileno(log), 2), 2);
+	f(arg);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	rewind(log);
+	int n = 0;
+	while (fgets(line, sizeof line, log) != NULL)
+		if (strstr(line, needle) != NULL)
+			n++;
+	fclose(log);
+	return n;
+}
+
+/* Three writes, the first with a failed flush (no asserts here: stderr is not restored by a failure). */
+struct failed_flush {
+	struct store *s;
+	int r[3];
+};
+
+static void
+failed_flush_writes(void *arg)
+{
+	struct failed_flush *f = arg;
+	atomic_store(&flush_fail, 1);
+	f->r[0] = store_write(f->s, freeze_fn, ACCT("ACC-2"));
+	atomic_store(&flush_fail, 0);
+	f->r[1] = store_write(f->s, freeze_fn, ACCT("ACC-3"));
+	f->r[2] = store_write(f->s, freeze_fn, ACCT("ACC-4"));
+}
+
 static void
 test_write_returns_after_flush(void **state)
 {
@@ -586,15 +632,36 @@ test_write_returns_after_flush(void **state)
 	assert_int_equal(atomic_load(&flushed_after_freeze), 1);
 	assert_int_equal(store_read(s, frozen_fn, ACCT("ACC-1")), 1);
 
-	/* a failed flush: the write fails closed and health says so, until a flush works again */
-	atomic_store(&flush_fail, 1);
-	assert_int_equal(store_write(s, freeze_fn, ACCT("ACC-2")), AUTHD_ERR_UNAVAILABLE);
-	assert_string_equal(store_health(s), "last commit failed");
-	/* and stays so while flushes fail: a commit alone does not make it ok */
-	assert_int_equal(store_write(s, freeze_fn, ACCT("ACC-4")), AUTHD_ERR_UNAVAILABLE);
-	assert_string_equal(store_health(s), "last commit failed");
-	atomic_store(&flush_fail, 0);
-	assert_int_equal(store_write(s, freeze_fn, ACCT("ACC-3")), 0);
+	/*
+	 * A failed flush is fatal for the store until it is opened again, even
+	 * once flushes work again. Linux reports a writeback error once and
+	 * marks the pages clean, so the next fdatasync succeeds although the
+	 * failed frames may never reach the disk; after a crash SQLite's WAL
+	 * recovery stops at the first missing frame and drops every later one,
+	 * acknowledged or not. So nothing after the failure is answered as
+	 * durable: writes fail (without another flush), reads fail, health says
+	 * a restart is needed, and the log says so once.
+	 */
+	struct failed_flush f = {s, {0, 0, 0}};
+	int before = atomic_load(&flushes);
+	assert_int_equal(logged_lines(failed_flush_writes, &f, "restart authd"), 1);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(f.r[i], AUTHD_ERR_UNAVAILABLE);
+	assert_int_equal(atomic_load(&flushes), before + 1);
+	assert_int_equal(store_read(s, frozen_fn, ACCT("ACC-1")), AUTHD_ERR_UNAVAILABLE);
+	assert_non_null(strstr(store_health(s), "restart"));
+	assert_string_not_equal(store_health(s), "ok");
+	store_close(&s);
+
+	/* opened again (authd restarted): what was acknowledged is there, nothing written after the failure
+	 */
+	s = open_at("durable.db", 0);
+	assert_string_equal(store_health(s), "ok");
+	assert_int_equal(store_read(s, frozen_fn, ACCT("ACC-1")), 1);
+	assert_int_equal(store_read(s, frozen_fn, ACCT("ACC-3")), 0);
+	assert_int_equal(store_read(s, frozen_fn, ACCT("ACC-4")), 0);
+	assert_int_equal(store_write(s, freeze_fn, ACCT("ACC-5")), 0);
+	assert_int_equal(store_read(s, frozen_fn, ACCT("ACC-5")), 1);
 	assert_string_equal(store_health(s), "ok");
 	store_close(&s);
 }
@@ -636,6 +703,79 @@ test_read_waits_for_flush(void **state)
 	pthread_join(t, NULL);
 	atomic_store(&flush_slow_ms, 0);
 	assert_int_equal(b.r, 0);
+	store_close(&s);
+}
+
+/* A read that saw a commit whose flush then fails is not answered: the change may never be durable. */
+static void
+test_read_after_failed_flush(void **state)
+{
+	(void)state;
+	struct store *s = open_at("readfail.db", 0);
+	struct bg_write b = {s, -1};
+	pthread_t t;
+	atomic_store(&freeze_ran, 0);
+	atomic_store(&flush_slow_ms, 300);
+	atomic_store(&flush_fail, 1);
+	assert_int_equal(pthread_create(&t, NULL, bg_freeze, &b), 0);
+	while (!atomic_load(&freeze_ran))
+		usleep(1000);
+	int seen;
+	do
+		seen = store_read(s, frozen_fn, ACCT("ACC-9"));
+	while (seen == 0);
+	assert_int_equal(seen, AUTHD_ERR_UNAVAILABLE);
+	pthread_join(t, NULL);
+	atomic_store(&flush_slow_ms, 0);
+	atomic_store(&flush_fail, 0);
+	assert_int_equal(b.r, AUTHD_ERR_UNAVAILABLE);
+	assert_int_equal(store_read(s, frozen_fn, ACCT("ACC-9")), AUTHD_ERR_UNAVAILABLE);
+	store_close(&s);
+}
+
+static void
+one_failed_flush(void *arg)
+{
+	struct failed_flush *f = arg;
+	atomic_store(&flush_fail, 1);
+	f->r[0] = store_write(f->s, freeze_fn, ACCT("ACC-2"));
+	atomic_store(&flush_fail, 0);
+}
+
+static off_t
+wal_size(const char *name)
+{
+	char path[300];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/%s-wal", dir, name);
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/*
+ * After a failed flush nothing is checkpointed, not even at close: the WAL
+ * stays for SQLite's recovery at the next open, which checks each frame,
+ * instead of being copied into the database unchecked.
+ */
+static void
+test_no_checkpoint_after_failed_flush(void **state)
+{
+	(void)state;
+	/* the premise: the writer, closed last, checkpoints and removes the WAL */
+	struct store *s = open_at("nockpt.db", 0);
+	assert_int_equal(store_write(s, freeze_fn, ACCT("ACC-1")), 0);
+	assert_true(wal_size("nockpt.db") > 0);
+	store_close(&s);
+	assert_int_equal(wal_size("nockpt.db"), -1);
+
+	s = open_at("nockpt.db", 0);
+	struct failed_flush f = {s, {0, 0, 0}};
+	assert_int_equal(logged_lines(one_failed_flush, &f, "restart authd"), 1);
+	assert_int_equal(f.r[0], AUTHD_ERR_UNAVAILABLE);
+	store_close(&s);
+	assert_true(wal_size("nockpt.db") > 0);
+	s = open_at("nockpt.db", 0);
+	assert_string_equal(store_health(s), "ok");
+	assert_int_equal(store_read(s, frozen_fn, ACCT("ACC-1")), 1);
 	store_close(&s);
 }
 
@@ -701,6 +841,141 @@ test_rerun_batches(void **state)
 	store_close(&s);
 }
 
+/*
+ * Reads through SQLite's unix VFS fail on the thread that sets pread_fail:
+ * a job makes the writer's next read of a page not in its cache fail in the
+ * middle of a batch. SQLite answers SQLITE_IOERR_READ and rolls back the
+ * whole transaction by itself, savepoints and all. (ESTALE, as from an NFS
+ * server: SQLite reads EIO as corruption, SQLITE_CORRUPT, which does not
+ * roll back.)
+ */
+typedef ssize_t (*pread_t)(int fd, void *buf, size_t n, off_t off);
+static pread_t real_pread, real_pread64;
+static _Thread_local int pread_fail;
+
+static ssize_t
+failing_pread(int fd, void *buf, size_t n, off_t off)
+{
+	return pread_fail ? (errno = ESTALE, -1) : real_pread(fd, buf, n, off);
+}
+
+static ssize_t
+failing_pread64(int fd, void *buf, size_t n, off_t off)
+{
+	return pread_fail ? (errno = ESTALE, -1) : real_pread64(fd, buf, n, off);
+}
+
+static void
+preads_wrap(int on)
+{
+	sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
+	assert_non_null(unix_vfs);
+	if (on) {
+		real_pread = (pread_t)unix_vfs->xGetSystemCall(unix_vfs, "pread");
+		real_pread64 = (pread_t)unix_vfs->xGetSystemCall(unix_vfs, "pread64");
+		assert_true(real_pread != NULL || real_pread64 != NULL);
+	}
+	if (real_pread != NULL)
+		assert_int_equal(
+		    unix_vfs->xSetSystemCall(unix_vfs, "pread",
+		                             (sqlite3_syscall_ptr)(on ? failing_pread : real_pread)),
+		    SQLITE_OK);
+	if (real_pread64 != NULL)
+		assert_int_equal(
+		    unix_vfs->xSetSystemCall(unix_vfs, "pread64",
+		                             (sqlite3_syscall_ptr)(on ? failing_pread64 : real_pread64)),
+		    SQLITE_OK);
+}
+
+/* A job whose read fails with an I/O error; it returns the error, or swallows it and claims success. */
+struct io_fail_job {
+	int swallow;
+	int r;
+};
+
+static int
+io_fail_fn(struct store_tx *tx, void *arg)
+{
+	struct io_fail_job *j = arg;
+	int64_t total = 0;
+	pread_fail = 1;
+	/* daily_totals: no page of it is in the writer's cache (the store was just opened) */
+	j->r = store_total_get(tx, "COLD", 1, "VND", 20000, &total);
+	pread_fail = 0;
+	return j->swallow ? 0 : j->r;
+}
+
+static int
+frozen_any_fn(struct store_tx *tx, void *arg)
+{
+	const char *const *accounts = arg;
+	int n = 0;
+	for (; *accounts != NULL; accounts++) {
+		int frozen = 0;
+		TRY(store_frozen_get(tx, *accounts, &frozen));
+		n += frozen;
+	}
+	return n;
+}
+
+/*
+ * A batch whose transaction SQLite rolled back by itself fails as a whole:
+ * job 1 appends an audit record, job 2 hits an I/O error (SQLite rolls back
+ * everything, job 1's record too), job 3 would append after the vanished
+ * record in a new transaction of its own (its SAVEPOINT, or in autocommit
+ * mode without savepoints) and commit it alone. Each way (savepoints or
+ * re-runnable work; job 2 returning its error or swallowing it): no job
+ * reports success, nothing of the batch is in the store, and the chain
+ * stays whole for the next batch.
+ */
+static void
+test_lost_transaction(void **state)
+{
+	(void)state;
+	static const char *const accounts[] = {"L-0", "L-2", NULL};
+	struct store *s = open_at("lost.db", 0);
+	struct approvals_job seed = {"P", "COLD", "VND", 1, 200, 20000, 5, 0};
+	assert_int_equal(store_write(s, approvals_fn, &seed), 0);
+	assert_int_equal(store_write(s, audit_one_fn, NULL), 0);
+	preads_wrap(1);
+	for (int round = 0; round < 4; round++) {
+		int swallow = round & 1;
+		unsigned flags = round & 2 ? STORE_WORK_RERUN : 0;
+		/* opened again: a cold cache, so job 2 reads from the file */
+		store_close(&s);
+		s = open_at("lost.db", 0);
+		struct rerun_job j0 = {"L-0", 0, 0}, j2 = {"L-2", 0, 0};
+		struct io_fail_job j1 = {swallow, 0};
+		struct store_work w[3] = {
+		    {rerun_fn, &j0, 1, flags}, {io_fail_fn, &j1, 1, flags}, {rerun_fn, &j2, 1, flags}};
+		store_write_many(s, w, 3);
+		/* the injected error happened */
+		assert_int_equal(j1.r, AUTHD_ERR_UNAVAILABLE);
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(w[i].result, AUTHD_ERR_UNAVAILABLE);
+		assert_string_not_equal(store_health(s), "ok");
+		assert_int_equal(store_read(s, frozen_any_fn, (void *)(uintptr_t)accounts), 0);
+		struct audit_verify_result v;
+		assert_int_equal(audit_verify_store(s, &v), 0);
+		assert_true(v.valid);
+		assert_int_equal(v.records, 1);
+	}
+	preads_wrap(0);
+	/* the next batch re-reads the chain head and continues the chain */
+	struct rerun_job ok[2] = {{"L-0", 0, 0}, {"L-2", 0, 0}};
+	struct store_work w[2] = {{rerun_fn, &ok[0], 1, 0}, {rerun_fn, &ok[1], 1, 0}};
+	store_write_many(s, w, 2);
+	assert_int_equal(w[0].result, 0);
+	assert_int_equal(w[1].result, 0);
+	assert_int_equal(store_read(s, frozen_any_fn, (void *)(uintptr_t)accounts), 2);
+	struct audit_verify_result v;
+	assert_int_equal(audit_verify_store(s, &v), 0);
+	assert_true(v.valid);
+	assert_int_equal(v.records, 3);
+	assert_string_equal(store_health(s), "ok");
+	store_close(&s);
+}
+
 int
 main(void)
 {
@@ -717,7 +992,10 @@ main(void)
 	    cmocka_unit_test(test_prune_pass),
 	    cmocka_unit_test(test_write_returns_after_flush),
 	    cmocka_unit_test(test_read_waits_for_flush),
+	    cmocka_unit_test(test_read_after_failed_flush),
+	    cmocka_unit_test(test_no_checkpoint_after_failed_flush),
 	    cmocka_unit_test(test_rerun_batches),
+	    cmocka_unit_test(test_lost_transaction),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[128];
