@@ -10,7 +10,8 @@
  * Who is a staff member: an admin peer is bound to the user name of its
  * SO_PEERCRED uid (getpwuid); the approver must have passed step-up as
  * that user (an approved login_verify for "staff:<user>" within
- * [admin] stepup_window seconds, see ops_login.c) and must not be the
+ * [admin] stepup_window seconds, see ops_login.c), must not be frozen or
+ * locked as "staff:<user>" at the moment of approving, and must not be the
  * proposer (different uid and different name).
  *
  * Not subject to four-eyes: peers that are not admins (the banking
@@ -286,11 +287,20 @@ static int
 approve_fn(struct store_tx *tx, void *arg)
 {
 	struct approve_job *j = arg;
-	char hash_hex[65], rsn[5][200];
-	int r;
+	char hash_hex[65], rsn[5][200], subject[160];
+	struct store_lockout lo;
+	int frozen = 0, r;
 	j->refused = NULL;
+	/* In this transaction: a freeze or lockout committed before it stops the approval. */
+	snprintf(subject, sizeof subject, "%s%s", STAFF_PREFIX, j->approver);
+	TRY(store_frozen_get(tx, subject, &frozen));
+	TRY(store_lockout_get(tx, subject, &lo));
 	if (j->self)
 		j->refused = "approver_is_proposer";
+	else if (frozen)
+		j->refused = "approver_frozen";
+	else if (lo.locked)
+		j->refused = "approver_locked";
 	else if ((r = staff_stepup_recent(tx, j->ctx, j->approver, &j->stepup_at)) == AUTHD_ERR_UNAUTHORIZED)
 		j->refused = "approver_no_recent_stepup";
 	else if (r < 0)
@@ -382,10 +392,19 @@ op_approve(struct op_ctx *ctx, const json_t *req, json_t *reply)
 		goto out;
 	}
 	if (j.refused != NULL) {
-		snprintf(ctx->msg, sizeof ctx->msg, "%s",
-		         j.self ? "four-eyes: the proposer cannot approve their own action"
-		                : "four-eyes: the approver has not passed step-up recently (log in through "
-		                  "pam_authd)");
+		if (j.self)
+			snprintf(ctx->msg, sizeof ctx->msg,
+			         "four-eyes: the proposer cannot approve their own action");
+		else if (strcmp(j.refused, "approver_frozen") == 0)
+			snprintf(ctx->msg, sizeof ctx->msg,
+			         "four-eyes: the approver staff:%s is frozen in authd", approver);
+		else if (strcmp(j.refused, "approver_locked") == 0)
+			snprintf(ctx->msg, sizeof ctx->msg,
+			         "four-eyes: the approver staff:%s is locked in authd", approver);
+		else
+			snprintf(ctx->msg, sizeof ctx->msg,
+			         "four-eyes: the approver has not passed step-up recently (log in through "
+			         "pam_authd)");
 		r = AUTHD_ERR_UNAUTHORIZED;
 		goto out;
 	}

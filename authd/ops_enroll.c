@@ -6,9 +6,14 @@
  * The same code path enrolls bank staff: a request naming "staff" instead
  * of "customer" (admin peers only) enrolls subject "staff:<user>", FIDO2
  * keys under the PAM rp_id (ops_login.c). Customer ids may not use the
- * staff prefix, so the two namespaces never meet.
+ * staff prefix, so the two namespaces never meet. A staff FIDO2 enrollment
+ * is bound to the admin uid that began it (the uid is part of its id,
+ * "ens_<uid>_…"): only that uid, still an admin peer, finishes it, so the
+ * finish meets the same role and four-eyes rules as the begin.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
@@ -18,6 +23,7 @@
 #include "util.h"
 
 #define SUBJECT_MAX 128
+#define STAFF_ENROLL_PREFIX "ens_"
 
 /* The subject a request names: "customer" (a customer id) or "staff" (a user name, admin peers only). */
 static int
@@ -257,7 +263,10 @@ op_enroll_fido2_begin(struct op_ctx *ctx, const json_t *req, json_t *reply)
 		snprintf(ctx->msg, sizeof ctx->msg, "method 'fido2' is not available");
 		return AUTHD_ERR_UNSUPPORTED;
 	}
-	TRY(op_new_id(staff_subject_is(subject) ? "ens_" : "en_", j.e.id, sizeof j.e.id));
+	char prefix[32] = "en_";
+	if (staff_subject_is(subject))
+		snprintf(prefix, sizeof prefix, STAFF_ENROLL_PREFIX "%u_", (unsigned)ctx->peer->uid);
+	TRY(op_new_id(prefix, j.e.id, sizeof j.e.id));
 	snprintf(j.e.subject, sizeof j.e.subject, "%s", customer);
 	TRY(util_random(j.e.challenge, 32));
 	j.e.expires = ctx->now + ctx->cfg->fido2.challenge_ttl;
@@ -283,14 +292,33 @@ op_enroll_fido2_begin(struct op_ctx *ctx, const json_t *req, json_t *reply)
 struct take_job {
 	const char *id;
 	int64_t now;
+	const struct peer *peer;
 	struct store_enrollment e;
 };
+
+/* 1 when peer may finish staff enrollment id: an admin peer with the uid that began it. */
+static int
+staff_enroll_owner(const struct peer *peer, const char *id)
+{
+	const size_t pl = sizeof STAFF_ENROLL_PREFIX - 1;
+	char *end = NULL;
+	if ((peer->roles & ROLE_ADMIN) == 0 || strncmp(id, STAFF_ENROLL_PREFIX, pl) != 0 || id[pl] < '0' ||
+	    id[pl] > '9')
+		return 0;
+	errno = 0;
+	unsigned long uid = strtoul(id + pl, &end, 10);
+	return errno == 0 && *end == '_' && uid == (unsigned long)peer->uid;
+}
 
 static int
 take_fn(struct store_tx *tx, void *arg)
 {
 	struct take_job *t = arg;
 	int r = store_enrollment_take(tx, t->id, t->now, &t->e);
+	/* Someone else's staff enrollment: refused and rolled back, so it stays for its owner. */
+	if ((r == 0 || r == AUTHD_ERR_EXPIRED) && staff_subject_is(t->e.subject) &&
+	    !staff_enroll_owner(t->peer, t->e.id))
+		return AUTHD_ERR_UNAUTHORIZED;
 	/* An expired enrollment is deleted all the same: commit, then report. */
 	return r == AUTHD_ERR_EXPIRED ? 1 : r;
 }
@@ -304,10 +332,13 @@ enroll_fido2_take(struct op_ctx *ctx, const json_t *req, struct store_enrollment
 		snprintf(ctx->msg, sizeof ctx->msg, "field 'fido2' must be an object");
 		return AUTHD_ERR_BAD_REQUEST;
 	}
-	struct take_job t = {.id = eid, .now = ctx->now};
+	struct take_job t = {.id = eid, .now = ctx->now, .peer = ctx->peer};
 	int r = store_write(ctx->d->store, take_fn, &t);
 	if (r == AUTHD_ERR_NOT_FOUND)
 		snprintf(ctx->msg, sizeof ctx->msg, "no such enrollment");
+	if (r == AUTHD_ERR_UNAUTHORIZED)
+		snprintf(ctx->msg, sizeof ctx->msg,
+		         "a staff enrollment is finished only by the admin peer (same uid) that began it");
 	if (r == 1) {
 		snprintf(ctx->msg, sizeof ctx->msg, "enrollment expired");
 		r = AUTHD_ERR_EXPIRED;

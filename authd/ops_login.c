@@ -146,6 +146,16 @@ struct login_job {
 	json_t *allow, *methods;
 };
 
+/*
+ * Who the login names, judged in this order: frozen (deny), locked, then by
+ * the subject's credential rows. Only a subject with no row at all (never
+ * enrolled: no key, no template, no step-up mark) is "unknown_user", the one
+ * answer PAM's nouserok lets through. Rows but none active (revoked, or
+ * disabled as a suspected clone) is a deny: revoking someone's last key must
+ * not turn them into a user the module waves through. An active credential
+ * whose plugin is not loaded is "unavailable": authd cannot check the proof
+ * it would need, so the login fails closed.
+ */
 static int
 login_begin_fn(struct store_tx *tx, void *arg)
 {
@@ -154,24 +164,28 @@ login_begin_fn(struct store_tx *tx, void *arg)
 	struct store_cred *creds = NULL;
 	struct store_lockout lo;
 	size_t n = 0;
-	int frozen = 0, has_fido2 = 0, has_face = 0, r;
-	char *reasons = NULL, hash_hex[65];
+	int frozen = 0, has_fido2 = 0, has_face = 0, active = 0, r;
+	char *reasons = NULL, hash_hex[65], missing[sizeof creds->method] = "";
 
 	TRY(store_cred_list(tx, j->subject, NULL, &creds, &n));
 	json_decref(j->allow);
 	j->allow = json_array();
 	for (size_t i = 0; j->allow && i < n; i++) {
-		if (creds[i].state != CRED_ACTIVE)
+		if (creds[i].state != CRED_ACTIVE || strcmp(creds[i].method, STEPUP_METHOD) == 0)
 			continue;
-		if (strcmp(creds[i].method, "face") == 0)
+		active = 1;
+		if (strcmp(creds[i].method, "face") == 0) {
 			has_face = 1;
-		if (strcmp(creds[i].method, "fido2") != 0)
-			continue;
-		has_fido2 = 1;
-		char *id = b64url_encode(creds[i].id, creds[i].id_len);
-		if (id)
-			json_array_append_new(j->allow, json_string(id));
-		free(id);
+		} else if (strcmp(creds[i].method, "fido2") == 0) {
+			has_fido2 = 1;
+			char *id = b64url_encode(creds[i].id, creds[i].id_len);
+			if (id)
+				json_array_append_new(j->allow, json_string(id));
+			free(id);
+		} else {
+			/* A method no login can check. */
+			snprintf(missing, sizeof missing, "%s", creds[i].method);
+		}
 	}
 	store_creds_free(&creds, n);
 	if (j->allow == NULL)
@@ -180,20 +194,32 @@ login_begin_fn(struct store_tx *tx, void *arg)
 	j->methods = json_array();
 	if (has_fido2 && plugin_find(ctx->d->plugins, "fido2"))
 		json_array_append_new(j->methods, json_string("fido2"));
+	else if (has_fido2)
+		snprintf(missing, sizeof missing, "fido2");
 	if (has_face && plugin_find(ctx->d->plugins, "face"))
 		json_array_append_new(j->methods, json_string("face"));
+	else if (has_face)
+		snprintf(missing, sizeof missing, "face");
 	TRY(store_lockout_get(tx, j->subject, &lo));
 	TRY(store_frozen_get(tx, j->subject, &frozen));
 
-	if (json_array_size(j->methods) == 0) {
-		snprintf(j->result, sizeof j->result, "unknown_user");
-		json_array_append_new(j->reasons, json_string("not_enrolled"));
-	} else if (frozen) {
+	if (frozen) {
 		snprintf(j->result, sizeof j->result, "deny");
 		json_array_append_new(j->reasons, json_string("staff_frozen"));
 	} else if (lo.locked) {
 		snprintf(j->result, sizeof j->result, "locked");
 		json_array_append_new(j->reasons, json_string("staff_locked"));
+	} else if (n == 0) {
+		snprintf(j->result, sizeof j->result, "unknown_user");
+		json_array_append_new(j->reasons, json_string("not_enrolled"));
+	} else if (!active) {
+		snprintf(j->result, sizeof j->result, "deny");
+		json_array_append_new(j->reasons, json_string("no_active_credential"));
+	} else if (json_array_size(j->methods) == 0) {
+		char tmp[64];
+		snprintf(j->result, sizeof j->result, "unavailable");
+		snprintf(tmp, sizeof tmp, "plugin_missing:%s", missing);
+		json_array_append_new(j->reasons, json_string(tmp));
 	} else {
 		uint8_t rnd[32], buf[13 + 32 + 32];
 		snprintf(j->result, sizeof j->result, "step_up");
@@ -314,9 +340,16 @@ op_login_begin(struct op_ctx *ctx, const json_t *req, json_t *reply)
 	if ((r = store_write(ctx->d->store, login_begin_fn, &j)) < 0)
 		goto out;
 	if (strcmp(j.result, "unknown_user") == 0) {
-		/* The PAM module maps not_found to PAM_USER_UNKNOWN. */
-		snprintf(ctx->msg, sizeof ctx->msg, "no staff credential enrolled for this user");
+		/* The PAM module maps not_found to PAM_USER_UNKNOWN, or with nouserok to PAM_SUCCESS. */
+		snprintf(ctx->msg, sizeof ctx->msg, "no staff credential was ever enrolled for this user");
 		r = AUTHD_ERR_NOT_FOUND;
+		goto out;
+	}
+	if (strcmp(j.result, "unavailable") == 0) {
+		/* The module maps unavailable to PAM_AUTHINFO_UNAVAIL: fail closed, never "unknown". */
+		snprintf(ctx->msg, sizeof ctx->msg, "an enrolled staff method has no plugin loaded (%s)",
+		         json_string_value(json_array_get(j.reasons, json_array_size(j.reasons) - 1)));
+		r = AUTHD_ERR_UNAVAILABLE;
 		goto out;
 	}
 	json_object_set_new(reply, "result", json_string(j.result));
@@ -342,6 +375,14 @@ out:
 
 /* ---------------- login_verify ---------------- */
 
+/* A staff member frozen between login_begin and login_verify does not log in. */
+static const char *
+login_subject(const struct store_challenge *ch, const json_t *body)
+{
+	(void)body;
+	return ch->subject;
+}
+
 int
 op_login_verify(struct op_ctx *ctx, const json_t *req, json_t *reply)
 {
@@ -357,15 +398,22 @@ op_login_verify(struct op_ctx *ctx, const json_t *req, json_t *reply)
 	    .origins = origins,
 	    .n_origins = 1,
 	    .on_approved = stepup_mark,
+	    .frozen_key = login_subject,
+	    .frozen_reason = "staff_frozen",
 	};
 	return verify_challenge(ctx, req, &k, reply);
 }
 
 /* ---------------- login_status (PAM account management) ---------------- */
 
+/*
+ * enrolled: an active fido2 or face credential; known: any credential row at
+ * all (also revoked, disabled, or a step-up mark). The module lets nouserok
+ * pass only a user authd does not know, as login_begin's not_found.
+ */
 struct status_job {
 	const char *subject;
-	int enrolled, locked, frozen;
+	int enrolled, known, locked, frozen;
 };
 
 static int
@@ -376,6 +424,7 @@ status_fn(struct store_tx *tx, void *arg)
 	struct store_lockout lo;
 	size_t n = 0;
 	TRY(store_cred_list(tx, s->subject, NULL, &creds, &n));
+	s->known = n > 0;
 	for (size_t i = 0; i < n; i++)
 		s->enrolled |= creds[i].state == CRED_ACTIVE &&
 		               (!strcmp(creds[i].method, "fido2") || !strcmp(creds[i].method, "face"));
@@ -392,8 +441,8 @@ op_login_status(struct op_ctx *ctx, const json_t *req, json_t *reply)
 	struct status_job s = {.subject = subject};
 	TRY(get_user(ctx, req, subject, sizeof subject));
 	TRY(store_read(ctx->d->store, status_fn, &s));
-	json_t *o = json_pack("{s:s,s:b,s:b,s:b}", "subject", subject, "enrolled", s.enrolled, "locked",
-	                      s.locked, "frozen", s.frozen);
+	json_t *o = json_pack("{s:s,s:b,s:b,s:b,s:b}", "subject", subject, "enrolled", s.enrolled, "known",
+	                      s.known, "locked", s.locked, "frozen", s.frozen);
 	if (o == NULL)
 		return AUTHD_ERR_NOMEM;
 	json_object_update(reply, o);

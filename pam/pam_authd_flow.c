@@ -600,6 +600,7 @@ pam_authd_flow_auth(const struct pam_authd_cfg *cfg, const struct pam_authd_logi
 	if (error_code(reply, code, sizeof code) < 0) {
 		if (strcmp(code, "not_found") == 0) {
 			if (cfg->nouserok) {
+				/* authd answers not_found only for a user it never enrolled. */
 				flog(io, LOG_WARNING,
 				     "pam_authd: %s has nothing enrolled in authd; passing (nouserok)",
 				     login->user);
@@ -700,9 +701,21 @@ pam_authd_flow_account(const struct pam_authd_cfg *cfg, const struct pam_authd_l
 		flog(io, LOG_NOTICE, "pam_authd: %s is %s in authd", login->user,
 		     json_is_true(json_object_get(reply, "frozen")) ? "frozen" : "locked");
 		rc = PAM_PERM_DENIED;
-	} else if (!json_is_true(json_object_get(reply, "enrolled")))
-		rc = cfg->nouserok ? PAM_SUCCESS : PAM_USER_UNKNOWN;
-	else
+	} else if (!json_is_true(json_object_get(reply, "enrolled"))) {
+		/*
+		 * nouserok passes only a user authd says it has never seen ("known": false);
+		 * one whose credentials were all revoked or disabled is refused. A reply
+		 * without "known" (an older authd) is never taken as "never seen".
+		 */
+		const json_t *known = json_object_get(reply, "known");
+		if (json_is_true(known)) {
+			flog(io, LOG_NOTICE,
+			     "pam_authd: %s has no active credential in authd (revoked or disabled)",
+			     login->user);
+			rc = PAM_PERM_DENIED;
+		} else
+			rc = cfg->nouserok && json_is_false(known) ? PAM_SUCCESS : PAM_USER_UNKNOWN;
+	} else
 		rc = PAM_SUCCESS;
 out:
 	json_decref(req);

@@ -14,6 +14,7 @@ fido_dev_get_assert) talk to it.
 Four-eyes tests run two staff members as two uids (daemon=1, bin=2) and so
 need root, as CI has; they skip otherwise.
 """
+import base64
 import json
 import os
 import re
@@ -260,6 +261,29 @@ class TestPamFace(unittest.TestCase):
         finally:
             self.assertEqual(self.d.authctl("unfreeze", "staff:alice").returncode, 0)
 
+    def test_frozen_between_begin_and_verify_no_login(self):
+        """A staff member frozen after login_begin: login_verify with a matching face is rejected
+        (staff_frozen), the challenge dies, and the staff lockout counter does not move."""
+        c = self.d.conn()
+        try:
+            r = c.call("login_begin", user="alice", service="sshd")
+            self.assertEqual(r.get("result"), "step_up", r)
+            self.assertEqual(self.d.authctl("freeze", "staff:alice", "--reason", "investigation").returncode, 0)
+            with open(face("obama_2.jpg"), "rb") as f:
+                img = base64.urlsafe_b64encode(f.read()).rstrip(b"=").decode()
+            try:
+                v = c.call("login_verify", challenge_id=r["challenge"]["id"], method="face", face={"images": [img]})
+                self.assertEqual((v.get("result"), v.get("reasons"), v.get("attempts_left")),
+                                 ("rejected", ["staff_frozen"], 0), v)
+                v = c.call("login_verify", challenge_id=r["challenge"]["id"], method="face", face={"images": [img]})
+                self.assertEqual(v["error"]["code"], "expired", v)
+            finally:
+                self.assertEqual(self.d.authctl("unfreeze", "staff:alice").returncode, 0)
+        finally:
+            c.close()
+        rc, out, _ = self.pam.pamtester(self.svc("face-after-thaw", "obama_2.jpg"), "alice")
+        self.assertEqual(rc, 0, out)
+
     def test_overseas_login_flagged_in_audit(self):
         rc, out, _ = self.pam.pamtester(self.svc("face-abroad", "obama_2.jpg"), "alice",
                                         items=("rhost=203.0.113.9", "tty=pts/7"))
@@ -423,6 +447,98 @@ class TestPamFido2(unittest.TestCase):
         rc, out, _ = self.login("frank", "keyA")                    # nothing enrolled for frank
         self.assertIn(MSG["USER_UNKNOWN"], out)
 
+    def nouserok(self, user, key, op="authenticate"):
+        svc = self.pam.service("nouserok-" + key.lower(), "socket=%s methods=fido2 timeout=%d nouserok"
+                               % (self.d.sock, tmo(5)))
+        saved = self.pam.env
+        self.pam.env = self.key_env(key, saved)
+        try:
+            return self.pam.pamtester(svc, user, op=op)
+        finally:
+            self.pam.env = saved
+
+    def test_nouserok_revoked_key_still_fails(self):
+        self.enroll("ivan", "keyA")
+        rc, out, _ = self.nouserok("ivan", "keyA")
+        self.assertEqual(rc, 0, out)
+        c = self.d.conn()
+        cred = [x for x in c.call("list_credentials", customer="staff:ivan")["credentials"] if x["method"] == "fido2"]
+        self.assertEqual(len(cred), 1)
+        r = c.call("revoke_credential", customer="staff:ivan", credential_id=cred[0]["credential_id"])
+        c.close()
+        self.assertTrue(r["ok"], r)
+        # His only key revoked: not "unknown" to authd, so nouserok does not let him through.
+        rc, out, _ = self.nouserok("ivan", "keyA")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn(MSG["AUTH_ERR"], out)
+        rc, out, _ = self.nouserok("ivan", "keyA", op="acct_mgmt")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn(MSG["PERM_DENIED"], out)
+        begins = [r for r in audit(self.d, customer="staff:ivan") if r["type"] == "login_begin"]
+        self.assertEqual(begins[-1]["result"], "deny")
+        self.assertIn("no_active_credential", begins[-1]["reasons"])
+        # Someone authd never enrolled still passes with nouserok (auth and account).
+        rc, out, _ = self.nouserok("judy", "keyA")
+        self.assertEqual(rc, 0, out)
+        rc, out, _ = self.nouserok("judy", "keyA", op="acct_mgmt")
+        self.assertEqual(rc, 0, out)
+
+    def test_nouserok_plugin_missing_fails_closed(self):
+        self.enroll("kim", "keyA")
+        self.d.stop()
+        empty = os.path.join(self.tmp, "no-plugins")
+        os.makedirs(empty)
+        # The same state, restarted with no plugin loaded: kim's key cannot be checked.
+        self.d = Daemon("[policy]\nnew_device = off\n[pam]\nrp_id = %s\n[plugins]\ndir = %s\n" % (RP_ID, empty),
+                        tmp=subdir(self.tmp)).start()
+        rc, out, _ = self.nouserok("kim", "keyA")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn(MSG["AUTHINFO_UNAVAIL"], out)
+        c = self.d.conn()
+        r = c.call("login_begin", user="kim")
+        c.close()
+        self.assertEqual(r["error"]["code"], "unavailable", r)
+        self.assertIn("plugin_missing:fido2", r["error"]["message"])
+
+
+def cbor(v):
+    """The little CBOR a "none" attestation needs: ints, bytes, text, maps."""
+    def head(major, n):
+        if n < 24:
+            return bytes([major << 5 | n])
+        for ai, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+            if n < 1 << (8 * size):
+                return bytes([major << 5 | ai]) + n.to_bytes(size, "big")
+        raise ValueError(n)
+    if isinstance(v, int):
+        return head(0, v) if v >= 0 else head(1, -1 - v)
+    if isinstance(v, bytes):
+        return head(2, len(v)) + v
+    if isinstance(v, str):
+        return head(3, len(v.encode())) + v.encode()
+    if isinstance(v, dict):
+        return head(5, len(v)) + b"".join(cbor(k) + cbor(x) for k, x in v.items())
+    raise TypeError(type(v))
+
+
+def staff_registration(challenge, rp_id):
+    """A valid FIDO2 registration ("none" attestation, P-256) for a staff enrollment's challenge."""
+    import base64
+    import hashlib
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def b64u(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    n = ec.generate_private_key(ec.SECP256R1()).public_key().public_numbers()
+    cose = cbor({1: 2, 3: -7, -1: 1, -2: n.x.to_bytes(32, "big"), -3: n.y.to_bytes(32, "big")})
+    cred_id = os.urandom(32)
+    ad = (hashlib.sha256(rp_id.encode()).digest() + bytes([0x45]) + (1).to_bytes(4, "big") + bytes(16)
+          + len(cred_id).to_bytes(2, "big") + cred_id + cose)
+    cd = json.dumps({"type": "webauthn.create", "challenge": challenge, "origin": rp_id, "crossOrigin": False},
+                    separators=(",", ":")).encode()
+    att = cbor({"fmt": "none", "attStmt": {}, "authData": ad})
+    return {"credential_id": b64u(cred_id), "client_data_json": b64u(cd), "attestation_object": b64u(att)}
+
 
 def as_uid(sock, uid, op, **fields):
     """One request from a forked child running as uid (needs root)."""
@@ -453,13 +569,13 @@ def as_uid(sock, uid, op, **fields):
 @unittest.skipUnless(os.geteuid() == 0, "four-eyes needs two uids: run as root (CI does)")
 @unittest.skipUnless(shutil.which("pamtester") and find_lib("libpam_wrapper.so"), "needs pamtester and pam_wrapper")
 class TestFourEyes(unittest.TestCase):
-    """Staff 'daemon' (uid 1) and 'bin' (uid 2) are admins; authd runs as root."""
+    """Staff 'daemon' (uid 1) and 'bin' (uid 2) are admins, 'sys' (uid 3) a client only; authd runs as root."""
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="authd-4eyes-")
         os.chmod(self.tmp, 0o755)
-        self.d = Daemon("[server]\nadmins = 0, 1, 2\n[policy]\nnew_device = off\n[admin]\nstepup_window = 300\n",
-                        tmp=subdir(self.tmp)).start()
+        self.d = Daemon("[server]\nclients = 0, 3\nadmins = 0, 1, 2\n[policy]\nnew_device = off\n"
+                        "[admin]\nstepup_window = 300\n", tmp=subdir(self.tmp)).start()
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.addCleanup(self.d.cleanup)          # also when setUp fails half-way
         self.pam = PamEnv(self.tmp)
@@ -566,6 +682,56 @@ class TestFourEyes(unittest.TestCase):
             self.step_up(user, img)
         finally:
             self.pam.env = saved
+
+    def creds(self, subject):
+        c = self.d.conn()
+        out = c.call("list_credentials", customer=subject)["credentials"]
+        c.close()
+        return out
+
+    def test_staff_key_enrollment_finished_only_by_the_admin_who_began_it(self):
+        b = as_uid(self.d.sock, 1, "enroll_fido2_begin", staff="bin")
+        self.assertTrue(b["ok"], b)
+        reg = b["registration"]
+        fin = dict(enrollment_id=b["enrollment_id"], fido2=staff_registration(reg["challenge"], reg["rp"]["id"]))
+        r = as_uid(self.d.sock, 3, "enroll_fido2_finish", **fin)      # a client-only peer
+        self.assertFalse(r["ok"], r)
+        self.assertEqual(r["error"]["code"], "unauthorized", r)
+        r = as_uid(self.d.sock, 2, "enroll_fido2_finish", **fin)      # an admin, but not the one who began it
+        self.assertEqual(r["error"]["code"], "unauthorized", r)
+        self.assertEqual([x["method"] for x in self.creds("staff:bin")], ["face"])
+        r = as_uid(self.d.sock, 1, "enroll_fido2_finish", **fin)      # its owner: four-eyes, as for any admin
+        self.assertEqual(r.get("result"), "pending", r)
+        self.assertEqual([x["method"] for x in self.creds("staff:bin")], ["face"])
+        self.step_up("bin", "biden_2.jpg")                            # the registration itself was good
+        r = as_uid(self.d.sock, 2, "approve", id=r["pending_id"])
+        self.assertTrue(r["ok"], r)
+        self.assertEqual(r["reply"]["result"], "enrolled", r)
+        self.assertEqual(sorted(x["method"] for x in self.creds("staff:bin")), ["face", "fido2", "stepup"])
+
+    def test_frozen_approver_cannot_approve(self):
+        r = as_uid(self.d.sock, 1, "unfreeze", account="0123456789", reason="customer called")
+        self.assertEqual(r.get("result"), "pending", r)
+        pid = r["pending_id"]
+        self.step_up("bin", "biden_2.jpg")
+        c = self.d.conn()
+        self.assertTrue(c.call("freeze", account="staff:bin", reason="investigation")["ok"])
+        c.close()
+        r = as_uid(self.d.sock, 2, "approve", id=pid)                # step-up is recent, but bin is frozen now
+        self.assertFalse(r["ok"], r)
+        self.assertEqual(r["error"]["code"], "unauthorized")
+        self.assertIn("frozen", r["error"]["message"])
+        self.assertTrue(self.frozen(), "the pending unfreeze must not run")
+        recs = [x for x in audit(self.d, account="0123456789") if x["type"] == "four_eyes_approve"]
+        self.assertEqual(recs[-1]["result"], "refused")
+        self.assertIn("approver_frozen", recs[-1]["reasons"])
+        c = self.d.conn()                                             # root is exempt from four-eyes
+        self.assertTrue(c.call("unfreeze", account="staff:bin")["ok"])
+        c.close()
+        r = as_uid(self.d.sock, 2, "approve", id=pid)                # still pending, and bin may approve again
+        self.assertTrue(r["ok"], r)
+        self.assertEqual(r["result"], "executed")
+        self.assertFalse(self.frozen())
 
     def test_customer_enrollment_change_is_pending(self):
         import base64

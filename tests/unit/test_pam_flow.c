@@ -144,6 +144,12 @@ test_login_begin_answers(void **state)
 	assert_int_equal(run(locked, 1, NULL, 0), PAM_MAXTRIES);
 	const char *deny[] = {"{\"ok\":true,\"result\":\"deny\"}"};
 	assert_int_equal(run(deny, 1, NULL, 0), PAM_AUTH_ERR);
+	/* Credentials all revoked (authd: deny) or a plugin missing (unavailable): nouserok does not apply.
+	 */
+	const char *revoked[] = {"{\"ok\":true,\"result\":\"deny\",\"reasons\":[\"no_active_credential\"]}"};
+	assert_int_equal(run(revoked, 1, "nouserok", 0), PAM_AUTH_ERR);
+	const char *noplugin[] = {"{\"ok\":false,\"error\":{\"code\":\"unavailable\",\"message\":\"x\"}}"};
+	assert_int_equal(run(noplugin, 1, "nouserok", 0), PAM_AUTHINFO_UNAVAIL);
 	const char *allow[] = {"{\"ok\":true,\"result\":\"allow\"}"}; /* not a thing for logins: no success */
 	assert_int_equal(run(allow, 1, NULL, 0), PAM_AUTH_ERR);
 	const char *noresult[] = {"{\"ok\":true}"};
@@ -190,6 +196,15 @@ test_account_answers(void **state)
 	assert_int_equal(run(locked, 1, NULL, 1), PAM_PERM_DENIED);
 	const char *none[] = {"{\"ok\":true,\"enrolled\":false,\"locked\":false,\"frozen\":false}"};
 	assert_int_equal(run(none, 1, NULL, 1), PAM_USER_UNKNOWN);
+	assert_int_equal(run(none, 1, "nouserok", 1), PAM_USER_UNKNOWN); /* no "known": not "never seen" */
+	const char *never[] = {
+	    "{\"ok\":true,\"enrolled\":false,\"known\":false,\"locked\":false,\"frozen\":false}"};
+	assert_int_equal(run(never, 1, NULL, 1), PAM_USER_UNKNOWN);
+	assert_int_equal(run(never, 1, "nouserok", 1), PAM_SUCCESS);
+	const char *revoked[] = {
+	    "{\"ok\":true,\"enrolled\":false,\"known\":true,\"locked\":false,\"frozen\":false}"};
+	assert_int_equal(run(revoked, 1, NULL, 1), PAM_PERM_DENIED);
+	assert_int_equal(run(revoked, 1, "nouserok", 1), PAM_PERM_DENIED);
 	const char *err[] = {"{\"ok\":false,\"error\":{\"code\":\"unavailable\",\"message\":\"x\"}}"};
 	assert_int_equal(run(err, 1, NULL, 1), PAM_AUTHINFO_UNAVAIL);
 }
