@@ -28,21 +28,26 @@ struct admin_job {
 static int
 audit_admin(struct store_tx *tx, struct admin_job *j, const char *type, const char *result)
 {
-	char reasons[300] = "[]";
+	/* The dumped text as is: escaping can make it several times the reason's length. */
+	char *reasons = NULL;
 	if (j->reason != NULL) {
 		json_t *a = json_pack("[s]", j->reason);
-		char *t = a ? json_dumps(a, JSON_COMPACT) : NULL;
+		reasons = a ? json_dumps(a, JSON_COMPACT) : NULL;
 		json_decref(a);
-		if (t == NULL || strlen(t) >= sizeof reasons) {
-			free(t);
+		if (reasons == NULL)
 			return AUTHD_ERR_NOMEM;
-		}
-		strcpy(reasons, t);
-		free(t);
 	}
-	struct audit_rec rec = {.ts = j->ctx->now, .type = type, .customer = j->customer, .account = j->account,
-	                        .result = result, .reasons = reasons, .method = j->method, .actor = j->ctx->actor};
-	return store_audit_append(tx, &rec);
+	struct audit_rec rec = {.ts = j->ctx->now,
+	                        .type = type,
+	                        .customer = j->customer,
+	                        .account = j->account,
+	                        .result = result,
+	                        .reasons = reasons ? reasons : "[]",
+	                        .method = j->method,
+	                        .actor = j->ctx->actor};
+	int r = store_audit_append(tx, &rec);
+	free(reasons);
+	return r;
 }
 
 static int
@@ -216,7 +221,8 @@ op_stats(struct op_ctx *ctx, const json_t *req, json_t *reply)
 
 struct rotate_job {
 	struct op_ctx *ctx;
-	char kid[64];
+	const char *kid;
+	int audited;
 };
 
 static int
@@ -230,13 +236,41 @@ rotate_audit_fn(struct store_tx *tx, void *arg)
 	return store_audit_append(tx, &rec);
 }
 
+/* Runs inside the rotation, after the new key is made and before it is installed. */
+static int
+rotate_commit(const char *kid, void *arg)
+{
+	struct rotate_job *j = arg;
+	j->kid = kid;
+	TRY(store_write(j->ctx->d->store, rotate_audit_fn, j));
+	j->audited = 1;
+	return 0;
+}
+
+/*
+ * The audit record comes first: no token may be signed with a key the audit
+ * log does not name. Undoing an installed key when its record fails instead
+ * would need more file writes, which can fail too and leave the files and
+ * the ring in memory apart, and tokens signed in between would stop
+ * verifying. So a record that cannot be committed leaves the ring untouched
+ * (a retry starts from the same keys); a key that cannot be saved after its
+ * record committed leaves a record naming a kid that never signed anything.
+ */
 int
 op_rotate_key(struct op_ctx *ctx, const json_t *req, json_t *reply)
 {
 	struct rotate_job j = {.ctx = ctx};
-	TRY(token_keyring_rotate(ctx->d->keys, j.kid, sizeof j.kid));
-	TRY(store_write(ctx->d->store, rotate_audit_fn, &j));
-	json_object_set_new(reply, "kid", json_string(j.kid));
+	char kid[64];
+	int r = token_keyring_rotate_commit(ctx->d->keys, rotate_commit, &j, kid, sizeof kid);
+	if (r < 0) {
+		snprintf(ctx->msg, sizeof ctx->msg, "%s: %s; the key was not rotated",
+		         j.kid == NULL ? "cannot make a new key"
+		         : !j.audited  ? "cannot write the audit record"
+		                       : "cannot save the new key",
+		         authd_strerror(r));
+		return r;
+	}
+	json_object_set_new(reply, "kid", json_string(kid));
 	return 0;
 }
 
@@ -260,6 +294,8 @@ op_audit_verify(struct op_ctx *ctx, const json_t *req, json_t *reply)
 /* ---------------- audit export ---------------- */
 
 #define EXPORT_MAX_RECORDS 100000
+/* Links from the first exported record to the last, matching or not. */
+#define EXPORT_MAX_LINKS (4 * EXPORT_MAX_RECORDS)
 
 struct export_job {
 	const char *account, *customer;
@@ -267,7 +303,7 @@ struct export_job {
 	json_t *records, *links;
 	int64_t first_seq, last_seq, head_seq;
 	char head_hash[65];
-	int too_many;
+	int too_many, too_long, nomem;
 };
 
 static int
@@ -287,11 +323,29 @@ export_cb(const struct audit_rec *rec, void *arg)
 		if (e->first_seq == 0)
 			e->first_seq = rec->seq;
 		e->last_seq = rec->seq;
-		json_array_append_new(e->records, audit_rec_to_json(rec));
+		if (json_array_append_new(e->records, audit_rec_to_json(rec)) != 0) {
+			e->nomem = 1;
+			return 1;
+		}
 	}
-	/* Links of the whole segment from the first exported record on, so gaps show. */
-	if (e->first_seq != 0 && json_array_size(e->links) < 4 * EXPORT_MAX_RECORDS)
-		json_array_append_new(e->links, json_pack("[I,s]", (json_int_t)rec->seq, rec->hash));
+	/*
+	 * Links of the whole segment from the first exported record on, so gaps
+	 * show. Past the limit only a later match needs one (links after the
+	 * last exported record are trimmed): that export fails, never a bundle
+	 * with a record outside its links.
+	 */
+	if (e->first_seq != 0) {
+		if (json_array_size(e->links) >= EXPORT_MAX_LINKS) {
+			if (match) {
+				e->too_long = 1;
+				return 1;
+			}
+		} else if (json_array_append_new(e->links,
+		                                 json_pack("[I,s]", (json_int_t)rec->seq, rec->hash)) != 0) {
+			e->nomem = 1;
+			return 1;
+		}
+	}
 	return 0;
 }
 
@@ -321,9 +375,20 @@ op_audit_export(struct op_ctx *ctx, const json_t *req, json_t *reply)
 	}
 	if ((r = store_read(ctx->d->store, export_fn, &e)) < 0)
 		goto out;
+	if (e.nomem) {
+		r = AUTHD_ERR_NOMEM;
+		goto out;
+	}
 	if (e.too_many) {
 		r = AUTHD_ERR_TOO_LARGE;
 		snprintf(ctx->msg, sizeof ctx->msg, "more than %d records match: narrow since/until", EXPORT_MAX_RECORDS);
+		goto out;
+	}
+	if (e.too_long) {
+		r = AUTHD_ERR_TOO_LARGE;
+		snprintf(ctx->msg, sizeof ctx->msg,
+		         "the matching records span more than %d chain records: narrow since/until",
+		         EXPORT_MAX_LINKS);
 		goto out;
 	}
 	/* Trim links after the last exported record. */

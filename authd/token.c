@@ -264,29 +264,72 @@ token_keyring_free(struct token_keyring **krp)
 	*krp = NULL;
 }
 
+/*
+ * One order keeps the audit log, the key files and the ring in memory in
+ * agreement:
+ *  1. The new key is made and commit (op_rotate_key: the audit record naming
+ *     its kid) runs before anything is installed; if it fails, nothing has
+ *     changed anywhere, and a retry starts from the same ring.
+ *  2. Both files are written under temporary names: the writes are what a
+ *     full disk or an I/O error makes fail, and nothing live changes if they do.
+ *  3. Renames within the directory, which need no space, move them in; the
+ *     ring in memory follows. Should the second rename still fail,
+ *     previous.pem already holds the current key, so the ring drops its
+ *     previous key to match.
+ * Rotations run one at a time (so records and installs come in the same
+ * order); the ring's lock is held for steps 2 and 3 only, so signing never
+ * waits on the store.
+ */
 int
-token_keyring_rotate(struct token_keyring *kr, char *new_kid, size_t kidlen)
+token_keyring_rotate_commit(struct token_keyring *kr, int (*commit)(const char *kid, void *arg), void *arg,
+                            char *new_kid, size_t kidlen)
 {
+	static pthread_mutex_t serial = PTHREAD_MUTEX_INITIALIZER;
 	struct token_key *fresh = NULL;
-	char cur_path[4200], prev_path[4200];
+	char cur_path[4200], prev_path[4200], cur_tmp[4240], prev_tmp[4240], alg[sizeof kr->alg];
 	int r;
 	TRY(key_path(kr, "current", cur_path, sizeof cur_path));
 	TRY(key_path(kr, "previous", prev_path, sizeof prev_path));
+	snprintf(cur_tmp, sizeof cur_tmp, "%s.new.%ld", cur_path, (long)getpid());
+	snprintf(prev_tmp, sizeof prev_tmp, "%s.new.%ld", prev_path, (long)getpid());
+	pthread_mutex_lock(&serial);
+	pthread_rwlock_rdlock(&kr->lock);
+	memcpy(alg, kr->alg, sizeof alg);
+	pthread_rwlock_unlock(&kr->lock);
+	if ((r = key_generate(alg, &fresh)) < 0 || (commit != NULL && (r = commit(fresh->kid, arg)) < 0))
+		goto out;
 	pthread_rwlock_wrlock(&kr->lock);
-	if ((r = key_generate(kr->alg, &fresh)) < 0)
-		goto out;
-	/* previous <- current, then current <- fresh; each step atomic on disk. */
-	if ((r = key_save(kr->current, prev_path)) < 0 || (r = key_save(fresh, cur_path)) < 0)
-		goto out;
+	if ((r = key_save(kr->current, prev_tmp)) < 0 || (r = key_save(fresh, cur_tmp)) < 0)
+		goto unlock;
+	if (rename(prev_tmp, prev_path) != 0) {
+		r = AUTHD_ERR_IO;
+		goto unlock;
+	}
+	if (rename(cur_tmp, cur_path) != 0) {
+		key_free(&kr->previous);
+		r = AUTHD_ERR_IO;
+		goto unlock;
+	}
+	(void)util_sync_dir_of(cur_path);
 	key_free(&kr->previous);
 	kr->previous = kr->current;
 	kr->current = fresh;
 	fresh = NULL;
 	snprintf(new_kid, kidlen, "%s", kr->current->kid);
-out:
+unlock:
+	unlink(prev_tmp); /* ENOENT once renamed */
+	unlink(cur_tmp);
 	pthread_rwlock_unlock(&kr->lock);
+out:
+	pthread_mutex_unlock(&serial);
 	key_free(&fresh);
 	return r;
+}
+
+int
+token_keyring_rotate(struct token_keyring *kr, char *new_kid, size_t kidlen)
+{
+	return token_keyring_rotate_commit(kr, NULL, NULL, new_kid, kidlen);
 }
 
 int

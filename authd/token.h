@@ -32,6 +32,13 @@ int token_keyring_load(const char *state_dir, const char *alg, struct token_keyr
 void token_keyring_free(struct token_keyring **kr);
 /* New current key (of the configured alg); the old current becomes previous. */
 int token_keyring_rotate(struct token_keyring *kr, char *new_kid, size_t kidlen) AUTHD_WUR;
+/*
+ * The same, with commit(new kid, arg) called after the key is made and
+ * before it is installed: when commit fails, neither the key files nor the
+ * ring change and its error is returned. Rotations run one at a time.
+ */
+int token_keyring_rotate_commit(struct token_keyring *kr, int (*commit)(const char *kid, void *arg),
+                                void *arg, char *new_kid, size_t kidlen) AUTHD_WUR;
 /* Re-reads the key files (SIGHUP); alg applies to a key generated later. */
 int token_keyring_reload(struct token_keyring *kr, const char *alg, char *err, size_t errlen) AUTHD_WUR;
 

@@ -352,6 +352,151 @@ class TestAdmin(DaemonTest):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("INVALID", p.stdout)
 
+    def test_freeze_reason_of_quotes_and_backslashes(self):
+        """Every reason the 200-byte check accepts is audited: quotes and backslashes double in the record's
+        JSON (a fixed buffer made a freeze with 148 quotes fail as "out of memory")."""
+        c = self.d.conn()
+        reasons = ['"' * 200, "\\" * 200, '"\\' * 100, "ạ" * 66 + "\\\\"]
+        for i, reason in enumerate(reasons):
+            self.assertEqual(len(reason.encode()), 200)
+            r = c.call("freeze", account="A-Q%d" % i, reason=reason)
+            self.assertTrue(r["ok"], r)
+            self.assertTrue(r["changed"])
+            r = c.call("unfreeze", account="A-Q%d" % i, reason=reason)
+            self.assertTrue(r["ok"], r)
+            e = c.call("audit_export", account="A-Q%d" % i)
+            self.assertTrue(e["ok"], e)
+            self.assertEqual([(x["type"], x["result"], x["reasons"]) for x in e["records"]],
+                             [("freeze", "done", [reason]), ("unfreeze", "done", [reason])])
+        self.assertEqual(c.call("freeze", account="A-Q", reason='"' * 201)["error"]["code"], "bad_request")
+        self.assertTrue(c.call("audit_verify")["valid"])
+        self.assertNotIn("internal error", self.d.log_text())
+
+    def test_rotate_key_not_taken_when_its_audit_record_fails(self):
+        """The store refuses rotate_key's audit record: an error, and the key ring (jwks, key files, the key
+        tokens are signed with) stays as it was; a retry once the store works rotates from the same ring."""
+        c = self.d.conn()
+        keys = os.path.join(self.d.state, "keys")
+
+        def key_files():
+            out = {}
+            for n in sorted(os.listdir(keys)):
+                with open(os.path.join(keys, n), "rb") as f:
+                    out[n] = f.read()
+            return out
+
+        old_tok = c.call("assess", txn=txn("TK-1"))["token"]
+        jwks, files = c.call("jwks")["keys"], key_files()
+        self.assertEqual(list(files), ["current.pem"])
+        db = sqlite3.connect(os.path.join(self.d.state, "authd.db"), timeout=30)
+        db.execute("CREATE TRIGGER audit_fails BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'no audit'); END")
+        db.commit()
+        for _ in range(2):   # a retry must not push the original key out either
+            r = c.call("rotate_key")
+            self.assertFalse(r["ok"], r)
+            self.assertIn("not rotated", r["error"]["message"])
+            self.assertEqual(c.call("jwks")["keys"], jwks)
+            self.assertEqual(key_files(), files)
+        db.execute("DROP TRIGGER audit_fails")
+        db.commit()
+        db.close()
+        tok = c.call("assess", txn=txn("TK-2"))["token"]
+        self.assertEqual(json.loads(b64url_dec(tok.split(".")[0]))["kid"], jwks[0]["kid"])
+        kid = c.call("rotate_key")["kid"]
+        after = c.call("jwks")
+        self.assertEqual([k["kid"] for k in after["keys"]], [kid, jwks[0]["kid"]])
+        verify_with_pyjwt(old_tok, after)
+        self.assertEqual(sorted(key_files()), ["current.pem", "previous.pem"])
+        self.assertEqual(key_files()["previous.pem"], files["current.pem"])
+        e = c.call("audit_export")
+        self.assertEqual([x["reasons"] for x in e["records"] if x["type"] == "rotate_key"], [["kid:" + kid]])
+        self.assertTrue(c.call("audit_verify")["valid"])
+        self.d.stop()
+        self.d.start()
+        self.assertEqual(self.d.conn().call("jwks")["keys"], after["keys"])
+
+    def test_rotate_key_not_taken_when_the_new_key_cannot_be_saved(self):
+        """The audit record is committed first; a key file that then cannot be written leaves the ring and the
+        files as they were, and the record names a kid that never signed anything."""
+        c = self.d.conn()
+        keys = os.path.join(self.d.state, "keys")
+        jwks = c.call("jwks")["keys"]
+        with open(os.path.join(keys, "current.pem"), "rb") as f:
+            current = f.read()
+        blocker = os.path.join(keys, "current.pem.new.%d" % self.d.proc.pid)   # the rename onto it fails
+        os.mkdir(blocker)
+        r = c.call("rotate_key")
+        self.assertEqual(r["error"]["code"], "internal", r)
+        self.assertIn("cannot save the new key: I/O error; the key was not rotated", self.d.log_text())
+        self.assertEqual(c.call("jwks")["keys"], jwks)
+        self.assertEqual(sorted(os.listdir(keys)), ["current.pem", os.path.basename(blocker)])
+        with open(os.path.join(keys, "current.pem"), "rb") as f:
+            self.assertEqual(f.read(), current)
+        rec = [x for x in c.call("audit_export")["records"] if x["type"] == "rotate_key"]
+        self.assertEqual(len(rec), 1)
+        self.assertNotIn(rec[0]["reasons"][0][4:], [k["kid"] for k in jwks])
+        os.rmdir(blocker)
+        kid = c.call("rotate_key")["kid"]
+        self.assertEqual([k["kid"] for k in c.call("jwks")["keys"]], [kid, jwks[0]["kid"]])
+        self.assertEqual(sorted(os.listdir(keys)), ["current.pem", "previous.pem"])
+        c.close()
+
+    def _fill_audit(self, rows):
+        """Appends (ts, customer) records to the stopped daemon's chain, hashed as protocol.md section 8 says."""
+        db = sqlite3.connect(os.path.join(self.d.state, "authd.db"), timeout=30)
+        seq, prev = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone() or (0, "0" * 64)
+
+        def records():
+            nonlocal seq, prev
+            for ts, customer in rows:
+                seq += 1
+                body = {"seq": seq, "ts": ts, "type": "unlock", "customer": customer, "account": None,
+                        "txn_hash": None, "result": "unchanged", "reasons": [], "method": None, "jti": None,
+                        "actor": "uid:0"}
+                canon = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+                h = hashlib.sha256(bytes.fromhex(prev) + canon).hexdigest()
+                yield seq, ts, "unlock", customer, None, None, "unchanged", "[]", None, None, "uid:0", prev, h
+                prev = h
+
+        with db:
+            db.executemany("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", records())
+        db.close()
+
+    def test_audit_export_limits(self):
+        """At most 100000 matching records, and 400000 chain links from the first exported record to the last:
+        past either limit the export is too_large and nothing is signed (links used to stop at the limit while
+        later records still went out, signed, so `audit check` refused the bundle). Links past the last
+        exported record are not needed: a long chain after it is no reason to refuse."""
+        self.d.stop()
+        t0 = 1795425790
+        # C-A at seqs 1 and 400001: 400001 links, one over the limit; C-X fills the chain
+        self._fill_audit([(t0, "C-A")] + [(t0 + 1, "C-X")] * 399999 + [(t0 + 2, "C-A")] + [(t0 + 3, "C-X")] * 10)
+        self.d.start()
+        c = self.d.conn()
+        c.s.settimeout(300 * SLOW)
+        r = c.call("audit_export", customer="C-A")
+        self.assertEqual(r["error"]["code"], "too_large", str(r)[:300])
+        self.assertEqual(r["error"]["message"], "the matching records span more than 400000 chain records: "
+                         "narrow since/until")
+        self.assertNotIn("signature", r)
+        r = c.call("audit_export", customer="C-X")
+        self.assertEqual(r["error"]["code"], "too_large", str(r)[:300])
+        self.assertEqual(r["error"]["message"], "more than 100000 records match: narrow since/until")
+        self.assertNotIn("signature", r)
+        # C-A's first record alone: its links stop there, however long the chain goes on after it
+        r = c.call("audit_export", customer="C-A", until=t0)
+        self.assertTrue(r["ok"], str(r)[:300])
+        self.assertEqual([x["seq"] for x in r["records"]], [1])
+        self.assertEqual(r["proof"]["links"], [[1, r["records"][0]["hash"]]])
+        self.assertEqual(r["proof"]["head_seq"], 400011)
+        c.close()
+        bundle = os.path.join(self.d.tmp, "bundle.json")
+        with open(bundle, "w") as f:
+            json.dump({k: r[k] for k in ("records", "proof", "signature", "jwks")}, f)
+        p = self.d.authctl("audit", "check", bundle)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("VALID", p.stdout)
+
     def test_authctl_commands(self):
         tf = os.path.join(self.d.tmp, "t.json")
         json.dump(txn("TCLI-1"), open(tf, "w"))
