@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <jansson.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -108,6 +110,23 @@ static const struct authd_plugin_host plugin_host = {
 };
 
 /*
+ * No core file, ever: a crash of a worker would write the face images and
+ * templates it holds, the template key and the signing keys to disk. Also
+ * keeps same-uid processes from ptrace and from /proc/<pid>/mem, environ and
+ * fd (root still reads them). A change of uid resets the flag to
+ * fs.suid_dumpable, so drop_privileges calls this again.
+ */
+static int
+no_core_dumps(void)
+{
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		log_msg(LOG_ERR, "prctl(PR_SET_DUMPABLE, 0): %s", strerror(errno));
+		return AUTHD_ERR_INTERNAL;
+	}
+	return 0;
+}
+
+/*
  * Started as root to bind a socket in a root-owned directory: become the
  * configured user for good before the first request is read.
  */
@@ -139,6 +158,8 @@ drop_privileges(const char *user, const char *state_dir)
 		log_msg(LOG_ERR, "privileges could be regained after dropping to %s", user);
 		return AUTHD_ERR_CONFIG;
 	}
+	if (no_core_dumps() < 0)
+		return AUTHD_ERR_CONFIG;
 	log_msg(LOG_INFO, "running as %s (uid %u)", user, (unsigned)pw->pw_uid);
 	return 0;
 }
@@ -211,6 +232,13 @@ main(int argc, char **argv)
 	char err[512];
 	int c, rc = 1, lfd = -1, lfd_bound = 0;
 
+	/*
+	 * Before any thread and any JSON: jansson frees through this, so the
+	 * request strings (base64 face images) and the lexer's copies of them
+	 * are wiped, in the plugins too (one libjansson per process).
+	 */
+	json_set_alloc_funcs(malloc, util_json_free_wipe);
+
 	while ((c = getopt_long(argc, argv, "c:s:d:p:fw:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': g_flags.config = optarg; break;
@@ -237,6 +265,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init("authd", g_flags.foreground || g_flags.check || getenv("INVOCATION_ID") != NULL, g_flags.debug);
+	if (no_core_dumps() < 0)
+		return 1;
 	if (util_crypto_init() < 0) {
 		log_msg(LOG_ERR, "OpenSSL has no SHA-256");
 		return 1;

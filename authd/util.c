@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,6 +45,34 @@ util_free_secret(uint8_t **p, size_t len)
 	OPENSSL_cleanse(*p, len);
 	free(*p);
 	*p = NULL;
+}
+
+/*
+ * Why a threshold: jansson allocates for every node, key and string of every
+ * request, and the assess path makes thousands of small allocations per
+ * millisecond; wiping each would cost for nothing. A face image arrives as a
+ * base64url string of tens of kilobytes: jansson's lexer collects it in a
+ * buffer that starts at 16 bytes and doubles, freeing the old one each time,
+ * then copies it into the string value. Every buffer from 256 bytes up is
+ * wiped, and so is the string value; the 16..128-byte buffers hold fewer than
+ * the first 128 characters (under 96 bytes of the image: its container
+ * header, no pixels).
+ */
+void
+util_json_free_wipe_with(void *p, void (*release)(void *))
+{
+	if (p == NULL)
+		return;
+	size_t n = malloc_usable_size(p);
+	if (n >= UTIL_JSON_WIPE_MIN)
+		OPENSSL_cleanse(p, n);
+	release(p);
+}
+
+void
+util_json_free_wipe(void *p)
+{
+	util_json_free_wipe_with(p, free);
 }
 
 char *

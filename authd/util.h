@@ -27,6 +27,19 @@ void util_wipe(void *p, size_t len);
 void util_free_secret(uint8_t **p, size_t len);
 
 /*
+ * jansson's free, installed by authd's main (json_set_alloc_funcs, with
+ * plain malloc) before any thread: wipes a block of at least
+ * UTIL_JSON_WIPE_MIN usable bytes (malloc_usable_size) before free(), so the
+ * base64 face images of a request, and the lexer's buffers that held them,
+ * never go back to the heap readable. Smaller blocks are freed as they are:
+ * see util.c for why the threshold. NULL-safe.
+ */
+#define UTIL_JSON_WIPE_MIN 256
+void util_json_free_wipe(void *p);
+/* The same, ending in release(p) instead of free(p): lets a test look at the wiped block. */
+void util_json_free_wipe_with(void *p, void (*release)(void *));
+
+/*
  * base64url without padding (RFC 4648 section 5).
  * b64url_encode: caller frees the returned NUL-terminated string.
  * b64url_decode: rejects padding, whitespace and non-alphabet bytes,

@@ -3,7 +3,17 @@
  * the header alone, so an oversized or truncated image is refused before a
  * decoder allocates anything. Only JPEG, PNG and JPEG 2000 (JP2 box format
  * and raw J2K codestream) are accepted: everything else OpenCV could decode
- * (TIFF, BMP, WebP, PPM, ...) is attack surface we do not need.
+ * (TIFF, BMP, WebP, PPM, DICOM, ...) is attack surface we do not need.
+ *
+ * The probe only helps if cv::imdecode then runs the decoder the probe
+ * parsed for. imdecode picks its own by signature, first match in its
+ * registration order, and in Debian's OpenCV 4.6 the DICOM (GDCM) decoder
+ * comes before the JPEG 2000 one and claims any buffer with "DICM" at offset
+ * 128: a JP2 header in the first 128 bytes with a DICOM body behind it would
+ * pass as a small JP2 and be decoded as a huge DICOM. So "DICM" there is
+ * refused whatever the format, and a JP2 must have the box layout of the
+ * standard with a codestream that agrees with its header. The pipeline also
+ * refuses a decoded image whose size differs from the probe's.
  *
  * Every read goes through the bounded reader below. Thread-safe (pure).
  */
@@ -94,6 +104,7 @@ static int
 probe_png(struct rd *r, int *w, int *h)
 {
 	uint64_t len, type, v;
+	uint32_t depth;
 
 	TRY(rd_skip(r, 8));
 	TRY(rd_be(r, 4, &len));
@@ -104,15 +115,27 @@ probe_png(struct rd *r, int *w, int *h)
 	*w = v > 0x7fffffff ? 0x7fffffff : (int)v;
 	TRY(rd_be(r, 4, &v));
 	*h = v > 0x7fffffff ? 0x7fffffff : (int)v;
+	/*
+	 * 16-bit samples: twice the decoded memory (RGBA at the pixel cap is
+	 * 100 MB before conversion) for precision a face model never uses.
+	 */
+	TRY(rd_u8(r, &depth));
+	if (depth == 16)
+		return AUTHD_ERR_UNSUPPORTED;
+	if (depth != 1 && depth != 2 && depth != 4 && depth != 8)
+		return AUTHD_ERR_BAD_REQUEST;
 	return 0;
 }
 
+/* J2K codestream main header: SOC, then SIZ (the image area is X - XO). */
 static int
 probe_j2k(struct rd *r, int *w, int *h)
 {
-	uint64_t x, y, xo, yo;
+	uint64_t soc_siz, x, y, xo, yo;
 
-	TRY(rd_skip(r, 4)); /* SOC, SIZ marker */
+	TRY(rd_be(r, 4, &soc_siz));
+	if (soc_siz != 0xff4fff51u)
+		return AUTHD_ERR_BAD_REQUEST;
 	TRY(rd_skip(r, 4)); /* Lsiz, Rsiz */
 	TRY(rd_be(r, 4, &x));
 	TRY(rd_be(r, 4, &y));
@@ -150,31 +173,59 @@ jp2_box(struct rd *r, uint64_t *type, uint64_t *body)
 	return 0;
 }
 
+#define BOX_FTYP 0x66747970u  /* "ftyp" */
+#define BOX_JP2H 0x6a703268u  /* "jp2h" */
+#define BOX_IHDR 0x69686472u  /* "ihdr" */
+#define BOX_JP2C 0x6a703263u  /* "jp2c" */
+#define BRAND_JP2 0x6a703220u /* "jp2 " */
+
+/*
+ * JP2 (ISO/IEC 15444-1 annex I): the signature box, the File Type box right
+ * after it listing "jp2 " as compatible, one JP2 Header box (jp2h) whose
+ * first box is the Image Header (ihdr), and, after it, the Contiguous
+ * Codestream box (jp2c) whose SIZ gives the same size as ihdr. Boxes in
+ * between (xml, uuid, res, ...) are skipped; nothing after jp2c is read.
+ */
 static int
 probe_jp2(struct rd *r, int *w, int *h)
 {
-	uint64_t type, body, v;
+	uint64_t type, body, v, brand, ih = 0, iw = 0;
+	int have_ihdr = 0, jp2_brand = 0, cw, ch;
 
-	TRY(rd_skip(r, 12)); /* signature box */
+	TRY(rd_skip(r, 12)); /* signature box, matched by the caller */
+	TRY(jp2_box(r, &type, &body));
+	if (type != BOX_FTYP || body < 8 || body % 4 != 0)
+		return AUTHD_ERR_BAD_REQUEST;
+	TRY(rd_skip(r, 8)); /* brand, minor version */
+	for (uint64_t i = 8; i < body; i += 4) {
+		TRY(rd_be(r, 4, &brand));
+		jp2_brand |= brand == BRAND_JP2;
+	}
+	if (!jp2_brand)
+		return AUTHD_ERR_BAD_REQUEST;
 	while (r->off < r->len) {
 		TRY(jp2_box(r, &type, &body));
-		if (type != 0x6a703268u) { /* jp2h */
-			TRY(rd_skip(r, body));
-			continue;
-		}
 		struct rd sub = {r->p + r->off, (size_t)body, 0};
-		while (sub.off < sub.len) {
-			TRY(jp2_box(&sub, &type, &body));
-			if (type == 0x69686472u) { /* ihdr: height, width */
-				TRY(rd_be(&sub, 4, &v));
-				*h = v > 0x7fffffff ? 0x7fffffff : (int)v;
-				TRY(rd_be(&sub, 4, &v));
-				*w = v > 0x7fffffff ? 0x7fffffff : (int)v;
-				return 0;
-			}
-			TRY(rd_skip(&sub, body));
+		if (type == BOX_JP2H) {
+			if (have_ihdr)
+				return AUTHD_ERR_BAD_REQUEST; /* a second header */
+			TRY(jp2_box(&sub, &type, &v));
+			if (type != BOX_IHDR || v != 14)
+				return AUTHD_ERR_BAD_REQUEST;
+			TRY(rd_be(&sub, 4, &ih));
+			TRY(rd_be(&sub, 4, &iw));
+			have_ihdr = 1;
+		} else if (type == BOX_JP2C) {
+			if (!have_ihdr)
+				return AUTHD_ERR_BAD_REQUEST;
+			TRY(probe_j2k(&sub, &cw, &ch));
+			if ((uint64_t)cw != iw || (uint64_t)ch != ih)
+				return AUTHD_ERR_BAD_REQUEST;
+			*w = cw;
+			*h = ch;
+			return 0;
 		}
-		return AUTHD_ERR_BAD_REQUEST;
+		TRY(rd_skip(r, body));
 	}
 	return AUTHD_ERR_BAD_REQUEST;
 }
@@ -185,6 +236,7 @@ face_image_probe(const uint8_t *img, size_t len, const char **format, int *w, in
 	static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
 	static const uint8_t jp2_sig[12] = {0, 0, 0, 0x0c, 'j', 'P', ' ', ' ', 0x0d, 0x0a, 0x87, 0x0a};
 	static const uint8_t j2k_sig[4] = {0xff, 0x4f, 0xff, 0x51};
+	static const uint8_t dicm[4] = {'D', 'I', 'C', 'M'};
 	struct rd r = {img, len, 0};
 	int rc;
 
@@ -192,6 +244,9 @@ face_image_probe(const uint8_t *img, size_t len, const char **format, int *w, in
 	*w = *h = 0;
 	if (img == NULL || len < 16)
 		return AUTHD_ERR_TRUNCATED;
+	/* OpenCV's DICOM decoder would claim it, whatever the first bytes say. */
+	if (len >= 132 && memcmp(img + 128, dicm, sizeof(dicm)) == 0)
+		return AUTHD_ERR_UNSUPPORTED;
 	if (img[0] == 0xff && img[1] == 0xd8) {
 		*format = "jpeg";
 		rc = probe_jpeg(&r, w, h);
@@ -211,5 +266,7 @@ face_image_probe(const uint8_t *img, size_t len, const char **format, int *w, in
 		return rc;
 	if (*w <= 0 || *h <= 0)
 		return AUTHD_ERR_BAD_REQUEST;
+	if (*w > FACE_MAX_SIDE || *h > FACE_MAX_SIDE || (uint64_t)*w * (uint64_t)*h > FACE_MAX_PIXELS)
+		return AUTHD_ERR_TOO_LARGE;
 	return 0;
 }

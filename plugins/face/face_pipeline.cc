@@ -104,6 +104,21 @@ struct mat_guard {
 	mat_guard &operator=(const mat_guard &) = delete;
 };
 
+/* The same for the several outputs of one forward(). */
+struct mats_guard {
+	std::vector<cv::Mat> &v;
+	explicit mats_guard(std::vector<cv::Mat> &vv) : v(vv)
+	{
+	}
+	~mats_guard()
+	{
+		for (cv::Mat &m : v)
+			wipe(m);
+	}
+	mats_guard(const mats_guard &) = delete;
+	mats_guard &operator=(const mats_guard &) = delete;
+};
+
 struct det_face {
 	cv::Rect2f box;
 	float score;
@@ -181,8 +196,8 @@ struct slot_guard {
  * Decodes to 8-bit BGR. JPEG and JPEG 2000 go through IMREAD_COLOR, which
  * in OpenCV 4.6 applies the EXIF orientation and expands greyscale. PNG is
  * read unchanged so an alpha channel can be composited over white (a
- * transparent background's hidden RGB is often black or garbage) and 16-bit
- * samples scaled down.
+ * transparent background's hidden RGB is often black or garbage); 16-bit
+ * PNG never gets here (face_image_probe refuses it).
  */
 int
 decode(const uint8_t *img, size_t len, const char *format, cv::Mat &bgr)
@@ -194,16 +209,8 @@ decode(const uint8_t *img, size_t len, const char *format, cv::Mat &bgr)
 	}
 	cv::Mat u = cv::imdecode(raw, cv::IMREAD_UNCHANGED);
 	mat_guard gu(u);
-	if (u.empty())
+	if (u.empty() || u.depth() != CV_8U)
 		return -1;
-	if (u.depth() == CV_16U) {
-		cv::Mat t;
-		u.convertTo(t, CV_8U, 1.0 / 257.0);
-		wipe(u);
-		u = t;
-	} else if (u.depth() != CV_8U) {
-		return -1;
-	}
 	switch (u.channels()) {
 	case 1:
 		cv::cvtColor(u, bgr, cv::COLOR_GRAY2BGR);
@@ -308,8 +315,11 @@ detect(net_set &ns, const cv::Mat &bgr, float thr)
 	mat_guard gb(blob);
 	ns.det.setInput(blob);
 	std::vector<cv::Mat> outs;
+	mats_guard go(outs);
 	static const std::vector<cv::String> names = {"boxes", "scores"};
 	ns.det.forward(outs, names);
+	if (outs.size() != 2)
+		return {};
 	const cv::Mat &boxes = outs[0], &scores = outs[1];
 	int n = boxes.size[1];
 	std::vector<cv::Rect2d> rects;
@@ -365,6 +375,7 @@ landmarks5(net_set &ns, const cv::Mat &bgr, const cv::Rect2f &sq, cv::Point2f pt
 	mat_guard gb(blob);
 	ns.lmk.setInput(blob);
 	cv::Mat out = ns.lmk.forward();
+	mat_guard go(out);
 	if (out.total() != 136)
 		return AUTHD_ERR_INTERNAL;
 	const float *v = out.ptr<float>();
@@ -445,6 +456,7 @@ liveness(net_set &ns, const cv::Mat &bgr, const cv::Rect2f &sq, float probs[3])
 	mat_guard gb(blob);
 	ns.live.setInput(blob);
 	cv::Mat out = ns.live.forward();
+	mat_guard go(out);
 	if (out.total() != 3)
 		return 1.0f;
 	const float *v = out.ptr<float>();
@@ -482,26 +494,41 @@ analyze(face_pipeline *fp, const uint8_t *img, size_t len, int want_live, face_a
 	a->reason = FACE_R_BAD_IMAGE;
 	if (img == nullptr || len == 0 || len > FACE_MAX_BYTES)
 		return 0;
-	if (face_image_probe(img, len, &fmt, &w, &h) < 0)
+	int pr = face_image_probe(img, len, &fmt, &w, &h);
+	if (pr == 0 || pr == AUTHD_ERR_TOO_LARGE) { /* a refused size is reported too */
+		a->format = fmt;
+		a->width = w;
+		a->height = h;
+	}
+	if (pr < 0)
 		return 0;
-	a->format = fmt;
-	a->width = w;
-	a->height = h;
-	if (w > FACE_MAX_SIDE || h > FACE_MAX_SIDE)
-		return 0;
+
+	/*
+	 * Borrow the net set before decoding: a decode can take ~90 MB
+	 * (FACE_MAX_PIXELS of RGBA plus the BGR copy), so as many run at once
+	 * as there are slots, not as there are worker threads.
+	 */
+	slot_guard slot(fp);
+	net_set &ns = *slot.s;
 
 	cv::Mat bgr;
 	mat_guard gbgr(bgr);
 	if (decode(img, len, fmt, bgr) < 0 || bgr.type() != CV_8UC3)
 		return 0;
+	PROF_MARK("decode");
+	/*
+	 * Exactly the size the probe read from the header (sides swapped only
+	 * by a JPEG's EXIF orientation): a decoder other than the one the
+	 * probe parsed for, or a header that lies, never gets further.
+	 */
+	bool same = bgr.cols == w && bgr.rows == h;
+	bool turned = std::strcmp(fmt, "jpeg") == 0 && bgr.cols == h && bgr.rows == w;
+	if (!same && !turned)
+		return 0;
 	a->width = bgr.cols;
 	a->height = bgr.rows;
-	PROF_MARK("decode");
-	if (bgr.cols > FACE_MAX_SIDE || bgr.rows > FACE_MAX_SIDE || bgr.cols < 16 || bgr.rows < 16)
+	if (bgr.cols < 16 || bgr.rows < 16)
 		return 0;
-
-	slot_guard slot(fp);
-	net_set &ns = *slot.s;
 
 	std::vector<det_face> faces = detect(ns, bgr, (float)fp->p.det_threshold);
 	a->n_faces = (int)faces.size();

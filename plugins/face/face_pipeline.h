@@ -18,6 +18,13 @@
 #define FACE_EMB_DIM 512
 #define FACE_MAX_BYTES (8u * 1024u * 1024u) /* encoded image limit */
 #define FACE_MAX_SIDE 4096                  /* pixels, either side */
+/*
+ * Pixels (width x height) of an accepted image: 12.6 MP, 4096 x 3072 (a
+ * 12 MP phone photo is 4032 x 3024; a chip portrait or a 600 dpi ID-card
+ * scan is far smaller). Decoded, that is 38 MB of BGR, 50 MB of RGBA.
+ * docs/deploy/authd.service sets OPENCV_IO_MAX_IMAGE_PIXELS to the same.
+ */
+#define FACE_MAX_PIXELS (4096u * 3072u)
 
 /* Quality/decision reasons (static strings, the wire vocabulary). */
 #define FACE_R_NO_FACE "no_face"
@@ -83,7 +90,14 @@ int face_pipeline_analyze(struct face_pipeline *fp, const uint8_t *img, size_t l
  */
 void face_pipeline_set_threads(const char *n);
 
-/* Probes the container header: format and size without decoding pixels. */
+/*
+ * Probes the container header: format and size without decoding pixels.
+ * Returns 0, AUTHD_ERR_TOO_LARGE over FACE_MAX_SIDE / FACE_MAX_PIXELS (with
+ * *format, *w and *h set), AUTHD_ERR_UNSUPPORTED for a format or variant not
+ * accepted (16-bit PNG; anything with "DICM" at offset 128), or another
+ * negative authd_err for a malformed or truncated header. *format is a
+ * static string.
+ */
 int face_image_probe(const uint8_t *img, size_t len, const char **format, int *w, int *h);
 
 void face_analysis_wipe(struct face_analysis *a);

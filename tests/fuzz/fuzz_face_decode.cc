@@ -6,7 +6,8 @@
  * IMREAD_UNCHANGED for PNG), with the probe's size checked against what
  * the decoder produced. Size-limited: inputs up to 256 KiB and 1024 pixels
  * a side, so the fuzzer is not dominated by large legitimate decodes
- * (the daemon allows 8 MiB and 4096 pixels: FACE_MAX_BYTES/FACE_MAX_SIDE).
+ * (the daemon allows 8 MiB, 4096 pixels a side and 12.6 MP:
+ * FACE_MAX_BYTES/FACE_MAX_SIDE/FACE_MAX_PIXELS).
  */
 #include <algorithm>
 #include <cstdint>
@@ -26,7 +27,8 @@
 
 /*
  * AUTHD_FUZZ_MKSEEDS=DIR: writes the seed corpus (small synthetic JPEG,
- * JPEG 2000 and PNG images encoded by OpenCV, and a lying JPEG header) into
+ * JPEG 2000 and PNG images encoded by OpenCV, a lying JPEG header, and a JP2
+ * with "DICM" at offset 128, which OpenCV's DICOM decoder would claim) into
  * DIR and exits. Images are not committed to the repository: ctest runs this
  * as a fixture before the face_decode fuzz tests, scripts/fuzz.sh before a run.
  */
@@ -71,6 +73,10 @@ make_seeds(const char *dir)
 			std::exit(1);
 		}
 		write_file(std::string(dir) + "/" + s.name, out.data(), out.size());
+		if (std::strcmp(s.name, "cv_small.jp2") == 0 && out.size() >= 132) {
+			std::memcpy(out.data() + 128, "DICM", 4);
+			write_file(std::string(dir) + "/jp2_dicm.jp2", out.data(), out.size());
+		}
 	}
 	/* a JPEG header that claims 2x2 and is otherwise junk */
 	static const uint8_t liar[] = {0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, 0x00, 0x02, 0x00, 0x02, 0x03,

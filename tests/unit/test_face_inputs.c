@@ -1,9 +1,12 @@
 /*
  * Face plugin: hostile and broken inputs are refused cleanly (JSON shape,
  * base64, image bytes: garbage, truncated, oversized, wrong type, huge
- * header dimensions), never approved; configuration errors and missing
- * models give a clear error. Through the ABI struct of the built face.so.
+ * header dimensions, polyglots another OpenCV decoder would claim, 16-bit
+ * PNG), never approved; configuration errors and missing models give a
+ * clear error. Through the ABI struct of the built face.so. Also the
+ * wiping free authd installs in jansson (util_json_free_wipe).
  */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -147,6 +150,93 @@ expect_bad_image(const uint8_t *img, size_t len, const char *what)
 	free(req);
 }
 
+/* The plugin's check() figures for one image; caller json_decrefs. */
+static json_t *
+check_image(const uint8_t *img, size_t len)
+{
+	char *s = NULL;
+	assert_int_equal(tf_api->check(tf_state, img, len, &s), 0);
+	assert_non_null(s);
+	json_t *o = json_loads(s, 0, NULL);
+	assert_non_null(o);
+	free(s);
+	return o;
+}
+
+/*
+ * Refused by the header probe itself (no decoder ran): bad_image, and check()
+ * reports no format, which it does for anything the probe accepted.
+ */
+static void
+expect_probe_refusal(const uint8_t *img, size_t len, const char *what)
+{
+	expect_bad_image(img, len, what);
+	json_t *o = check_image(img, len);
+	if (json_object_get(o, "format") != NULL)
+		fail_msg("%s: passed the probe as %s", what, json_string_value(json_object_get(o, "format")));
+	json_decref(o);
+}
+
+/* check() on an image: its format, decoded size and reason ("" = usable). */
+static void
+expect_checked(const uint8_t *img, size_t len, const char *format, int w, int h, const char *reason,
+               const char *what)
+{
+	json_t *o = check_image(img, len);
+	const char *f = json_string_value(json_object_get(o, "format"));
+	const char *r = json_string_value(json_object_get(o, "reason"));
+	if (f == NULL || strcmp(f, format) != 0 || json_integer_value(json_object_get(o, "width")) != w ||
+	    json_integer_value(json_object_get(o, "height")) != h || strcmp(r ? r : "", reason) != 0)
+		fail_msg("%s: format %s %dx%d reason %s", what, f ? f : "-",
+		         (int)json_integer_value(json_object_get(o, "width")),
+		         (int)json_integer_value(json_object_get(o, "height")), r ? r : "-");
+	json_decref(o);
+}
+
+static void
+put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/*
+ * A 48x40 colour gradient encoded by OpenCV 4.6 / OpenJPEG 2.5 as JP2 (it
+ * decodes, and has no face). Box layout: signature (0), ftyp (12),
+ * jp2h (32) holding ihdr (40, height at 48, width at 52) and colr, jp2c (77)
+ * whose codestream starts at 85 (SIZ Xsiz at 93, Ysiz at 97).
+ */
+static const uint8_t jp2_small[255] = {
+    0x00, 0x00, 0x00, 0x0c, 0x6a, 0x50, 0x20, 0x20, 0x0d, 0x0a, 0x87, 0x0a, 0x00, 0x00, 0x00, 0x14, 0x66,
+    0x74, 0x79, 0x70, 0x6a, 0x70, 0x32, 0x20, 0x00, 0x00, 0x00, 0x00, 0x6a, 0x70, 0x32, 0x20, 0x00, 0x00,
+    0x00, 0x2d, 0x6a, 0x70, 0x32, 0x68, 0x00, 0x00, 0x00, 0x16, 0x69, 0x68, 0x64, 0x72, 0x00, 0x00, 0x00,
+    0x28, 0x00, 0x00, 0x00, 0x30, 0x00, 0x03, 0x07, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0f, 0x63, 0x6f,
+    0x6c, 0x72, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0xb2, 0x6a, 0x70, 0x32, 0x63,
+    0xff, 0x4f, 0xff, 0x51, 0x00, 0x2f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x30, 0x00, 0x00, 0x00, 0x28, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x30, 0x00, 0x00, 0x00, 0x28, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x07, 0x01, 0x01, 0x07, 0x01, 0x01, 0x07, 0x01, 0x01,
+    0xff, 0x52, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x01, 0x00, 0x05, 0x04, 0x04, 0x00, 0x01, 0xff, 0x5c, 0x00,
+    0x13, 0x40, 0x40, 0x48, 0x48, 0x50, 0x48, 0x48, 0x50, 0x48, 0x48, 0x50, 0x48, 0x48, 0x50, 0x48, 0x48,
+    0x50, 0xff, 0x64, 0x00, 0x25, 0x00, 0x01, 0x43, 0x72, 0x65, 0x61, 0x74, 0x65, 0x64, 0x20, 0x62, 0x79,
+    0x20, 0x4f, 0x70, 0x65, 0x6e, 0x4a, 0x50, 0x45, 0x47, 0x20, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e,
+    0x20, 0x32, 0x2e, 0x35, 0x2e, 0x30, 0xff, 0x90, 0x00, 0x0a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2b, 0x00,
+    0x01, 0xff, 0x93, 0xdc, 0x10, 0x07, 0xd7, 0xdf, 0x00, 0x60, 0x06, 0x42, 0xa1, 0xdc, 0x10, 0x09, 0x40,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0xff, 0xd9,
+};
+enum { JP2_FTYP = 12, JP2_JP2H = 32, JP2_IHDR_H = 48, JP2_IHDR_W = 52, JP2_JP2C = 77, JP2_CS = 85 };
+
+/* jp2_small with ihdr and SIZ claiming other sizes. */
+static void
+jp2_sized(uint8_t out[sizeof(jp2_small)], uint32_t ihdr_w, uint32_t ihdr_h, uint32_t siz_w, uint32_t siz_h)
+{
+	memcpy(out, jp2_small, sizeof(jp2_small));
+	assert_memory_equal(out + JP2_IHDR_H - 4, "ihdr", 4);
+	assert_memory_equal(out + JP2_CS, "\xff\x4f\xff\x51", 4);
+	put_be32(out + JP2_IHDR_H, ihdr_h);
+	put_be32(out + JP2_IHDR_W, ihdr_w);
+	put_be32(out + JP2_CS + 8, siz_w); /* XOsiz = YOsiz = 0 */
+	put_be32(out + JP2_CS + 12, siz_h);
+}
+
 static void
 test_bad_images(void **unused)
 {
@@ -184,11 +274,11 @@ test_bad_images(void **unused)
 	uint8_t png[64] = {0x89, 'P', 'N', 'G',  0x0d, 0x0a, 0x1a, 0x0a, 0,    0, 0, 13, 'I', 'H', 'D',
 	                   'R',  0,   0,   0x13, 0x88, 0,    0,    0x13, 0x88, 8, 6, 0,  0,   0};
 	expect_bad_image(png, sizeof(png), "png 5000x5000");
-	/* JPEG 2000 (JP2) header claiming 4097x100 */
-	uint8_t jp2[80] = {0, 0,  0,   12,  'j', 'P', ' ',  ' ',  0x0d, 0x0a, 0x87, 0x0a, 0,   0,
-	                   0, 45, 'j', 'p', '2', 'h', 0,    0,    0,    22,   'i',  'h',  'd', 'r',
-	                   0, 0,  0,   100, 0,   0,   0x10, 0x01, 0,    3,    7,    7,    0,   0};
+	/* JPEG 2000 (JP2) whose header and codestream claim 4097x100 */
+	uint8_t jp2[sizeof(jp2_small)];
+	jp2_sized(jp2, 4097, 100, 4097, 100);
 	expect_bad_image(jp2, sizeof(jp2), "jp2 4097 wide");
+	expect_checked(jp2, sizeof(jp2), "jp2", 4097, 100, "bad_image", "jp2 4097 wide");
 	/* JPEG whose frame header claims 8000 px high (walks the segments) */
 	size_t plen;
 	uint8_t *big = tf_read("obama_5_480p.jpg", &plen);
@@ -235,6 +325,295 @@ test_corrupt_png(void **unused)
 	assert_int_equal(tf_verify(req, tmpl, 1, &out), 0);
 	assert_int_equal(out.verdict, AUTHD_VERDICT_DENY);
 	assert_true(tf_has_reason(&out, "bad_image"));
+	free(req);
+}
+
+/* ---- polyglots, JP2 layout, 16-bit PNG, pixel cap ---- */
+
+static uint32_t
+crc32_png(const uint8_t *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+	for (size_t i = 0; i < n; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+	}
+	return c ^ 0xffffffffu;
+}
+
+/* Appends a PNG chunk (length, type, data, CRC) at out; returns its size. */
+static size_t
+png_chunk(uint8_t *out, const char *type, const uint8_t *data, size_t n)
+{
+	put_be32(out, (uint32_t)n);
+	memcpy(out + 4, type, 4);
+	if (n > 0)
+		memcpy(out + 8, data, n);
+	put_be32(out + 8 + n, crc32_png(out + 4, n + 4));
+	return 12 + n;
+}
+
+/*
+ * A w x h grey PNG of 8 or 16 bits per sample, a gradient, IDAT as stored
+ * (uncompressed) deflate blocks. Caller frees.
+ */
+static uint8_t *
+png_grey(uint32_t w, uint32_t h, int depth, size_t *len)
+{
+	size_t row = 1 + (size_t)w * (size_t)(depth / 8), raw = row * h;
+	size_t nblk = (raw + 65534) / 65535, zlen = 2 + raw + 5 * nblk + 4;
+	uint8_t *z = malloc(zlen), *png = malloc(8 + 25 + 12 + zlen + 12), *q = z;
+	uint32_t a = 1, b = 0;
+	assert_non_null(z);
+	assert_non_null(png);
+	*q++ = 0x78, *q++ = 0x01;
+	for (size_t off = 0; off < raw;) {
+		size_t n = raw - off < 65535 ? raw - off : 65535;
+		*q++ = off + n == raw;
+		*q++ = (uint8_t)n, *q++ = (uint8_t)(n >> 8), *q++ = (uint8_t)~n, *q++ = (uint8_t)(~n >> 8);
+		for (size_t i = off; i < off + n; i++) {
+			size_t x = i % row, y = i / row;
+			uint8_t v = x == 0 ? 0 : (uint8_t)((x - 1) * 3 + y * 2); /* filter 0, then samples */
+			*q++ = v;
+			a = (a + v) % 65521, b = (b + a) % 65521;
+		}
+		off += n;
+	}
+	put_be32(q, b << 16 | a);
+	uint8_t ihdr[13] = {0};
+	put_be32(ihdr, w);
+	put_be32(ihdr + 4, h);
+	ihdr[8] = (uint8_t)depth; /* colour type 0 (grey), deflate, no filter, no interlace */
+	memcpy(png, "\x89PNG\r\n\x1a\n", 8);
+	size_t n = 8 + png_chunk(png + 8, "IHDR", ihdr, sizeof(ihdr));
+	n += png_chunk(png + n, "IDAT", z, zlen);
+	n += png_chunk(png + n, "IEND", NULL, 0);
+	free(z);
+	*len = n;
+	return png;
+}
+
+/*
+ * OpenCV picks a decoder by signature, its own way: Debian's 4.6 tries the
+ * DICOM (GDCM) decoder before JPEG 2000, and it claims anything with "DICM"
+ * at offset 128. A JP2 header there + a DICOM body (12000x12000 deflated)
+ * passed the probe as a small JP2 and made imdecode allocate ~1 GB. Now
+ * "DICM" at 128 is refused in every format, by the probe.
+ */
+static void
+test_dicom_polyglots(void **unused)
+{
+	(void)unused;
+	/* JP2 boxes declaring 100x100 (ihdr and SIZ agree), "DICM" at 128 */
+	uint8_t jp2[sizeof(jp2_small)];
+	jp2_sized(jp2, 100, 100, 100, 100);
+	memcpy(jp2 + 128, "DICM", 4);
+	expect_probe_refusal(jp2, sizeof(jp2), "jp2 + DICM at 128");
+	/* the same bytes without DICM get past the probe: the DICM test refused it */
+	memcpy(jp2 + 128, "DICX", 4);
+	json_t *o = check_image(jp2, sizeof(jp2));
+	assert_string_equal(json_string_value(json_object_get(o, "format")), "jp2");
+	json_decref(o);
+
+	/* a real JPEG with a comment segment putting DICM at 128 */
+	size_t len;
+	uint8_t *jpg = tf_read("obama_1.jpg", &len);
+	assert_non_null(jpg);
+	size_t clen = 2 + 130, plen = 2 + 2 + clen + (len - 2);
+	uint8_t *poly = calloc(1, plen);
+	assert_non_null(poly);
+	memcpy(poly, jpg, 2); /* SOI */
+	poly[2] = 0xff, poly[3] = 0xfe, poly[4] = (uint8_t)(clen >> 8), poly[5] = (uint8_t)clen;
+	memset(poly + 6, 'x', clen - 2);
+	memcpy(poly + 2 + 2 + clen, jpg + 2, len - 2);
+	memcpy(poly + 128, "DICM", 4);
+	expect_probe_refusal(poly, plen, "jpeg + DICM at 128");
+	memcpy(poly + 128, "DICX", 4);
+	expect_checked(poly, plen, "jpeg", 910, 1137, "", "jpeg with a comment");
+	free(poly);
+	free(jpg);
+
+	/* a real PNG with a tEXt chunk putting DICM at 128 */
+	uint8_t *png = tf_read("lacamoire_3.png", &len);
+	assert_non_null(png);
+	uint8_t text[100];
+	memset(text, 'x', sizeof(text));
+	memcpy(text, "Comment", 8);
+	memcpy(text + 128 - 33 - 8, "DICM", 4); /* chunk at 33 (after IHDR), data at 41 */
+	plen = len + 12 + sizeof(text);
+	poly = malloc(plen);
+	assert_non_null(poly);
+	memcpy(poly, png, 33);
+	png_chunk(poly + 33, "tEXt", text, sizeof(text));
+	memcpy(poly + 33 + 12 + sizeof(text), png + 33, len - 33);
+	assert_memory_equal(poly + 128, "DICM", 4);
+	expect_probe_refusal(poly, plen, "png + DICM at 128");
+	memcpy(text + 128 - 33 - 8, "DICX", 4);
+	png_chunk(poly + 33, "tEXt", text, sizeof(text));
+	expect_checked(poly, plen, "png", 424, 394, "", "png with a tEXt chunk");
+	free(poly);
+	free(png);
+}
+
+/* JP2 must have the standard box layout, and its codestream agree with ihdr. */
+static void
+test_jp2_layout(void **unused)
+{
+	(void)unused;
+	/* the well-formed file, and its codestream alone (J2K), decode */
+	expect_checked(jp2_small, sizeof(jp2_small), "jp2", 48, 40, "no_face", "small jp2");
+	expect_checked(jp2_small + JP2_CS, sizeof(jp2_small) - JP2_CS, "j2k", 48, 40, "no_face", "small j2k");
+
+	/* ihdr claims 100x100 over a 48x40 codestream */
+	uint8_t bad[sizeof(jp2_small) + 64];
+	jp2_sized(bad, 100, 100, 48, 40);
+	expect_probe_refusal(bad, sizeof(jp2_small), "jp2 ihdr 100x100, SIZ 48x40");
+	jp2_sized(bad, 48, 40, 48, 41);
+	expect_probe_refusal(bad, sizeof(jp2_small), "jp2 ihdr 48x40, SIZ 48x41");
+
+	/* no File Type box after the signature */
+	memcpy(bad, jp2_small, JP2_FTYP);
+	memcpy(bad + JP2_FTYP, jp2_small + JP2_JP2H, sizeof(jp2_small) - JP2_JP2H);
+	expect_probe_refusal(bad, sizeof(jp2_small) - (JP2_JP2H - JP2_FTYP), "jp2 without ftyp");
+
+	/* ftyp without "jp2 " among the compatible brands */
+	memcpy(bad, jp2_small, sizeof(jp2_small));
+	memcpy(bad + JP2_JP2H - 4, "jpx ", 4);
+	expect_probe_refusal(bad, sizeof(jp2_small), "jp2 ftyp without jp2 brand");
+
+	/* codestream box before the header box */
+	memcpy(bad, jp2_small, JP2_JP2H);
+	memcpy(bad + JP2_JP2H, jp2_small + JP2_JP2C, sizeof(jp2_small) - JP2_JP2C);
+	memcpy(bad + JP2_JP2H + sizeof(jp2_small) - JP2_JP2C, jp2_small + JP2_JP2H, JP2_JP2C - JP2_JP2H);
+	expect_probe_refusal(bad, sizeof(jp2_small), "jp2c before jp2h");
+
+	/* no codestream box at all */
+	expect_probe_refusal(jp2_small, JP2_JP2C, "jp2 without jp2c");
+
+	/* a codestream box that does not hold a codestream */
+	memcpy(bad, jp2_small, sizeof(jp2_small));
+	bad[JP2_CS + 1] = 0x50;
+	expect_probe_refusal(bad, sizeof(jp2_small), "jp2c without SOC");
+
+	/* two header boxes */
+	memcpy(bad, jp2_small, JP2_JP2C);
+	memcpy(bad + JP2_JP2C, jp2_small + JP2_JP2H, JP2_JP2C - JP2_JP2H);
+	memcpy(bad + JP2_JP2C + (JP2_JP2C - JP2_JP2H), jp2_small + JP2_JP2C, sizeof(jp2_small) - JP2_JP2C);
+	expect_probe_refusal(bad, sizeof(jp2_small) + (JP2_JP2C - JP2_JP2H), "jp2 with two jp2h");
+}
+
+/* 16-bit PNG is refused by the probe: twice the memory, nothing gained. */
+static void
+test_png_16bit(void **unused)
+{
+	(void)unused;
+	size_t len;
+	uint8_t *png = png_grey(32, 24, 8, &len);
+	expect_checked(png, len, "png", 32, 24, "no_face", "8-bit grey png");
+	free(png);
+	png = png_grey(32, 24, 16, &len);
+	expect_probe_refusal(png, len, "16-bit grey png");
+	free(png);
+}
+
+/*
+ * Width x height is capped (12.6 MP, 4096 x 3072) in the probe, whatever the
+ * sides: a JPEG whose frame header claims 4096 x 3200 (13.1 MP) is refused
+ * before decoding. libjpeg would decode it, padding the missing data.
+ */
+static void
+test_pixel_cap(void **unused)
+{
+	(void)unused;
+	static const uint16_t sizes[][2] = {{4096, 3200}, {3200, 4096}, {4000, 4000}};
+	size_t len;
+	uint8_t *jpg = tf_read("obama_5_480p.jpg", &len);
+	assert_non_null(jpg);
+	size_t i = 2;
+	while (i + 9 < len && jpg[i] == 0xff && !(jpg[i + 1] >= 0xc0 && jpg[i + 1] <= 0xc2))
+		i += 2 + ((size_t)jpg[i + 2] << 8 | jpg[i + 3]);
+	assert_true(i + 9 < len && jpg[i] == 0xff);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		jpg[i + 5] = (uint8_t)(sizes[k][1] >> 8), jpg[i + 6] = (uint8_t)sizes[k][1];
+		jpg[i + 7] = (uint8_t)(sizes[k][0] >> 8), jpg[i + 8] = (uint8_t)sizes[k][0];
+		expect_bad_image(jpg, len, "jpeg over the pixel cap");
+		expect_checked(jpg, len, "jpeg", sizes[k][0], sizes[k][1], "bad_image",
+		               "jpeg over the pixel cap");
+	}
+	free(jpg);
+}
+
+/* ---- jansson's wiping free (authd/main.c installs util_json_free_wipe) ---- */
+
+static const char wipe_marker[] = "Wq7-FaceMarker_";
+static size_t wipe_large_marked, wipe_large_after, wipe_small_after;
+
+static int
+has_marker(const void *p, size_t n)
+{
+	return memmem(p, n, wipe_marker, sizeof(wipe_marker) - 1) != NULL;
+}
+
+/* The last step of util_json_free_wipe_with: looks at the block, then frees it. */
+static void
+wipe_observe_release(void *p)
+{
+	size_t n = malloc_usable_size(p);
+	if (has_marker(p, n))
+		*(n >= UTIL_JSON_WIPE_MIN ? &wipe_large_after : &wipe_small_after) += 1;
+	free(p);
+}
+
+static void
+wipe_observed_free(void *p)
+{
+	if (p != NULL && malloc_usable_size(p) >= UTIL_JSON_WIPE_MIN && has_marker(p, malloc_usable_size(p)))
+		wipe_large_marked++;
+	util_json_free_wipe_with(p, wipe_observe_release);
+}
+
+static void
+test_json_free_wipe(void **unused)
+{
+	(void)unused;
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	const size_t n = 100000;
+	char *req = malloc(n + 32);
+	assert_non_null(req);
+	size_t k = (size_t)sprintf(req, "{\"images\":[\"");
+	for (size_t i = 0; i < n; i++)
+		req[k + i] = b64[(i * 2654435761u >> 7) & 63];
+	for (size_t i = 0; i + sizeof(wipe_marker) < n; i += 64) /* a marker in every 256-byte block */
+		memcpy(req + k + i, wipe_marker, sizeof(wipe_marker) - 1);
+	k += n;
+	k += (size_t)sprintf(req + k, "\"]}");
+
+	json_set_alloc_funcs(malloc, wipe_observed_free);
+	json_error_t jerr;
+	json_t *o = json_loadb(req, k, JSON_REJECT_DUPLICATES, &jerr);
+	assert_non_null(o);
+	assert_int_equal(json_string_length(json_array_get(json_object_get(o, "images"), 0)), n);
+	json_t *small = json_string(wipe_marker);
+	json_decref(small);
+	json_decref(o);
+	json_set_alloc_funcs(malloc, free);
+
+	/*
+	 * The lexer's buffers of 256 B .. 128 KiB (ten doublings) and the
+	 * string value held the image: all were wiped before free. Blocks under
+	 * the threshold (the small string, the lexer's first buffers) were not.
+	 */
+	assert_true(wipe_large_marked >= 11);
+	assert_int_equal(wipe_large_after, 0);
+	assert_true(wipe_small_after >= 1);
+
+	/* and the real thing, as authd installs it */
+	json_set_alloc_funcs(malloc, util_json_free_wipe);
+	o = json_loadb(req, k, 0, &jerr);
+	assert_non_null(o);
+	json_decref(o);
+	json_set_alloc_funcs(malloc, free);
 	free(req);
 }
 
@@ -333,8 +712,10 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bad_json),      cmocka_unit_test(test_bad_images),
-	    cmocka_unit_test(test_corrupt_png),   cmocka_unit_test(test_config_errors),
-	    cmocka_unit_test(test_config_values),
+	    cmocka_unit_test(test_corrupt_png),   cmocka_unit_test(test_dicom_polyglots),
+	    cmocka_unit_test(test_jp2_layout),    cmocka_unit_test(test_png_16bit),
+	    cmocka_unit_test(test_pixel_cap),     cmocka_unit_test(test_json_free_wipe),
+	    cmocka_unit_test(test_config_errors), cmocka_unit_test(test_config_values),
 	};
 	return cmocka_run_group_tests_name("face_inputs", tests, group_setup, group_teardown);
 }
