@@ -126,7 +126,12 @@ op_list_credentials(struct op_ctx *ctx, const json_t *req, json_t *reply)
 	static const char *const states[] = {"active", "revoked", "disabled"};
 	struct list_job l = {0};
 	TRY(op_get_str(ctx, req, "customer", 160, 1, &l.customer));
-	TRY(store_read(ctx->d->store, list_fn, &l));
+	int r = store_read(ctx->d->store, list_fn, &l);
+	if (r < 0) {
+		/* the list may be filled and the read still fail (its flush failed) */
+		store_creds_free(&l.creds, l.n);
+		return r;
+	}
 	json_t *a = json_array();
 	for (size_t i = 0; a && i < l.n; i++) {
 		char *id = b64url_encode(l.creds[i].id, l.creds[i].id_len);

@@ -10,7 +10,9 @@
  * the batch is durably committed (group commit, then a flush). A function
  * that returns < 0 has all of its changes rolled back. Reads that need no
  * atomicity with a write use store_read() (a per-thread read-only
- * snapshot; it returns once what it saw is durable).
+ * snapshot; it returns once what it saw is durable, and fails if the flush
+ * that was to cover it failed: then what the function filled in is still
+ * the caller's to free).
  *
  * The generic layer (store.c: writer thread, job queue, savepoints, audit
  * chain head) dispatches to a backend chosen by [store] url: SQLite
