@@ -13,7 +13,11 @@ op_health(struct op_ctx *ctx, const json_t *req, json_t *reply)
 		return AUTHD_ERR_NOMEM;
 	for (size_t i = 0; i < ctx->d->plugins->n; i++)
 		json_array_append_new(plugins, json_string(ctx->d->plugins->p[i].api->name));
-	json_object_set_new(reply, "status", json_string(strcmp(store, "ok") == 0 ? "ok" : "degraded"));
+	/* failed: no write or read is served until a restart (store.c); degraded may pass by itself */
+	const char *status = strcmp(store, "ok") == 0           ? "ok"
+	                     : strncmp(store, "failed", 6) == 0 ? "failed"
+	                                                        : "degraded";
+	json_object_set_new(reply, "status", json_string(status));
 	json_object_set_new(reply, "version", json_string(AUTHD_VERSION));
 	json_object_set_new(reply, "plugins", plugins);
 	json_object_set_new(reply, "store", json_pack("{s:s,s:s}", "kind", store_kind(ctx->d->store), "state", store));
