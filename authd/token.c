@@ -59,9 +59,9 @@ bn_param_fixed(const EVP_PKEY *pkey, const char *name, uint8_t out[32])
 static int
 key_describe(struct token_key *k)
 {
-	uint8_t x[32], y[32], md[32];
+	uint8_t x[32], y[32];
 	size_t xl = sizeof x;
-	char *xs = NULL, *ys = NULL, *canon = NULL, *kid = NULL;
+	char *xs = NULL, *ys = NULL;
 	json_t *thumb = NULL;
 	int r = AUTHD_ERR_CRYPTO;
 
@@ -79,14 +79,11 @@ key_describe(struct token_key *k)
 			goto out;
 		thumb = json_pack("{s:s,s:s,s:s,s:s}", "crv", "P-256", "kty", "EC", "x", xs, "y", ys);
 	}
-	if (thumb == NULL || (canon = json_dumps(thumb, JSON_SORT_KEYS | JSON_COMPACT)) == NULL)
+	if (thumb == NULL || token_jwk_thumbprint(thumb, k->kid, sizeof k->kid) < 0)
 		goto out;
-	if (util_sha256(canon, strlen(canon), md) < 0 || (kid = b64url_encode(md, 32)) == NULL)
-		goto out;
-	snprintf(k->kid, sizeof k->kid, "%s", kid);
 	k->jwk = json_deep_copy(thumb);
 	if (k->jwk == NULL ||
-	    json_object_set_new(k->jwk, "kid", json_string(kid)) != 0 ||
+	    json_object_set_new(k->jwk, "kid", json_string(k->kid)) != 0 ||
 	    json_object_set_new(k->jwk, "use", json_string("sig")) != 0 ||
 	    json_object_set_new(k->jwk, "alg", json_string(k->eddsa ? "EdDSA" : "ES256")) != 0)
 		goto out;
@@ -94,9 +91,34 @@ key_describe(struct token_key *k)
 out:
 	free(xs);
 	free(ys);
-	free(canon);
-	free(kid);
 	json_decref(thumb);
+	return r;
+}
+
+int
+token_jwk_thumbprint(const json_t *jwk, char *out, size_t outlen)
+{
+	const char *kty = json_string_value(json_object_get(jwk, "kty"));
+	const char *crv = json_string_value(json_object_get(jwk, "crv"));
+	const char *x = json_string_value(json_object_get(jwk, "x"));
+	const char *y = json_string_value(json_object_get(jwk, "y"));
+	json_t *t = NULL;
+	char *canon = NULL, *b64 = NULL;
+	uint8_t md[32];
+	int r = AUTHD_ERR_CRYPTO;
+	if (kty != NULL && strcmp(kty, "EC") == 0 && crv != NULL && x != NULL && y != NULL)
+		t = json_pack("{s:s,s:s,s:s,s:s}", "crv", crv, "kty", kty, "x", x, "y", y);
+	else if (kty != NULL && strcmp(kty, "OKP") == 0 && crv != NULL && x != NULL)
+		t = json_pack("{s:s,s:s,s:s}", "crv", crv, "kty", kty, "x", x);
+	if (t != NULL && (canon = json_dumps(t, JSON_SORT_KEYS | JSON_COMPACT)) != NULL &&
+	    util_sha256(canon, strlen(canon), md) == 0 && (b64 = b64url_encode(md, 32)) != NULL &&
+	    strlen(b64) < outlen) {
+		memcpy(out, b64, strlen(b64) + 1);
+		r = 0;
+	}
+	json_decref(t);
+	free(canon);
+	free(b64);
 	return r;
 }
 
@@ -718,6 +740,12 @@ token_verify(const json_t *jwks, const char *jws, const char *expect_typ, const 
 	}
 	if (jwk == NULL) {
 		snprintf(why, whylen, "unknown kid");
+		goto out;
+	}
+	/* §5: a kid is its key's thumbprint; a key set that names a key otherwise proves nothing */
+	char tp[64];
+	if (token_jwk_thumbprint(jwk, tp, sizeof tp) < 0 || strcmp(tp, kid) != 0) {
+		snprintf(why, whylen, "kid is not the key's thumbprint");
 		goto out;
 	}
 	if ((pkey = jwk_to_pkey(jwk, &eddsa)) == NULL) {

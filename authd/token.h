@@ -60,6 +60,9 @@ void token_current_kid(struct token_keyring *kr, char *out, size_t outlen);
  * *claims (caller decrefs) holds the decoded payload object (NULL for
  * detached). Claims (exp, aud, ...) are the caller's to check.
  */
+/* The RFC 7638 thumbprint (base64url) of a public JWK (EC P-256 or OKP Ed25519 members); < 0 if malformed. */
+int token_jwk_thumbprint(const json_t *jwk, char *out, size_t outlen) AUTHD_WUR;
+
 int token_verify(const json_t *jwks, const char *jws, const char *expect_typ, const void *payload, size_t len,
                  json_t **claims, char *why, size_t whylen) AUTHD_WUR;
 

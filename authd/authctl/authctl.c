@@ -53,7 +53,8 @@ usage(FILE *f)
 	        "  pending show ID                    what a pending four-eyes action would do\n"
 	        "  approve ID                         approve another staff member's pending action\n"
 	        "offline tools:\n"
-	        "  audit check BUNDLE.json           verify an exported evidence bundle\n"
+	        "  audit check BUNDLE.json [--jwks FILE]  verify an exported evidence bundle (against the\n"
+	        "                                    bank's published keys with --jwks)\n"
 	        "  token verify TOKEN [--jwks FILE] [--issuer I] [--audience A]\n"
 	        "                                    verify a token: signature, typ, iss, aud, exp, iat/nbf\n"
 	        "  face-score A B | face-score --pairs FILE | face-check IMG\n"
@@ -248,19 +249,56 @@ cmd_assess(const char *path)
 	return rc;
 }
 
-static int
-cmd_audit_check(const char *path)
+/* The kid in a compact JWS's protected header (NULL if it has none); caller frees. */
+static char *
+jws_header_kid(const char *jws)
 {
-	json_t *b = load_json_arg(path);
-	char why[160] = "";
+	const char *d1 = strchr(jws, '.');
+	uint8_t *dec = NULL;
+	size_t n = 0;
+	char *kid = NULL;
+	if (d1 == NULL || b64url_decode(jws, (size_t)(d1 - jws), 4096, &dec, &n) < 0)
+		return NULL;
+	json_t *h = json_loadb((const char *)dec, n, 0, NULL);
+	const char *k = json_string_value(json_object_get(h, "kid"));
+	if (k != NULL)
+		kid = strdup(k);
+	json_decref(h);
+	free(dec);
+	return kid;
+}
+
+/*
+ * Verifies an evidence bundle offline. The signature proves who made the
+ * bundle only against keys the investigator trusts: --jwks FILE (the
+ * bank's published `authctl jwks`); without it, the key set that came in
+ * the bundle is used and the kid printed is to be compared with the
+ * bank's keys (a kid is its key's thumbprint, checked by token_verify, so
+ * another key cannot borrow a published kid).
+ */
+static int
+cmd_audit_check(const char *path, const char *jwks_path)
+{
+	json_t *b = load_json_arg(path), *trusted = NULL;
+	char why[160] = "", *hkid = NULL;
 	int rc = 1;
 	if (b == NULL)
 		return 2;
+	if (jwks_path != NULL && (trusted = load_json_arg(jwks_path)) == NULL) {
+		json_decref(b);
+		return 2;
+	}
 	json_t *records = json_object_get(b, "records"), *proof = json_object_get(b, "proof");
 	const char *sig = json_string_value(json_object_get(b, "signature"));
-	json_t *jwks = json_object_get(b, "jwks");
-	if (!json_is_array(records) || !json_is_object(proof) || sig == NULL || !json_is_object(jwks)) {
+	json_t *jwks = trusted ? trusted : json_object_get(b, "jwks");
+	const char *kid = json_string_value(json_object_get(proof, "kid"));
+	if (!json_is_array(records) || !json_is_object(proof) || sig == NULL || !json_is_object(jwks) ||
+	    kid == NULL) {
 		fprintf(stderr, "authctl: %s is not an audit bundle\n", path);
+		goto out;
+	}
+	if ((hkid = jws_header_kid(sig)) == NULL || strcmp(hkid, kid) != 0) {
+		printf("INVALID: the signature's kid is not the kid the proof names\n");
 		goto out;
 	}
 	/* 1. the signature over the canonical {records, proof} */
@@ -303,20 +341,29 @@ cmd_audit_check(const char *path)
 		const char *h = json_string_value(json_object_get(rec, "hash"));
 		const char *p = json_string_value(json_object_get(rec, "prev"));
 		long long first = json_integer_value(json_object_get(proof, "first_seq"));
-		json_t *link = json_array_get(links, (size_t)(s - first));
+		json_t *link = s >= first ? json_array_get(links, (size_t)(s - first)) : NULL;
 		json_t *before = s > first ? json_array_get(links, (size_t)(s - first - 1)) : NULL;
-		if (link == NULL || strcmp(json_string_value(json_array_get(link, 1)), h) != 0 ||
-		    (before && strcmp(json_string_value(json_array_get(before, 1)), p) != 0)) {
+		const char *lh = json_string_value(json_array_get(link, 1));
+		const char *bh = json_string_value(json_array_get(before, 1));
+		if (lh == NULL || h == NULL || p == NULL || strcmp(lh, h) != 0 ||
+		    json_integer_value(json_array_get(link, 0)) != s ||
+		    (before && (bh == NULL || strcmp(bh, p) != 0))) {
 			printf("INVALID: record seq %lld does not sit in the chain links\n", s);
 			goto out;
 		}
 	}
-	const char *kid = json_string_value(json_object_get(proof, "kid"));
 	printf("VALID: %zu records, signature by kid %s, chain head seq %lld\n", json_array_size(records),
-	       kid ? kid : "?", (long long)json_integer_value(json_object_get(proof, "head_seq")));
-	printf("Check that kid %s is one of the bank's published authd keys.\n", kid ? kid : "?");
+	       kid, (long long)json_integer_value(json_object_get(proof, "head_seq")));
+	if (trusted != NULL)
+		printf("The signing key is one of %s.\n", jwks_path);
+	else
+		printf("The signing key came with the bundle: check that kid %s is one of the bank's "
+		       "published authd keys, or run again with --jwks FILE.\n",
+		       kid);
 	rc = 0;
 out:
+	free(hkid);
+	json_decref(trusted);
 	json_decref(b);
 	return rc;
 }
@@ -436,8 +483,14 @@ main(int argc, char **argv)
 		return call("delete_face", json_pack("{s:s}", "customer", a1), NULL);
 	if (!strcmp(cmd, "audit") && a1 && !strcmp(a1, "verify")) {
 		json_t *r = NULL;
-		int rc = call("audit_verify", NULL, opt_json ? NULL : &r);
-		if (r) {
+		int rc = call("audit_verify", NULL, &r);
+		if (r && opt_json) {
+			char *t = json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			printf("%s\n", t ? t : "");
+			free(t);
+			/* scripts read the exit code */
+			rc = json_is_true(json_object_get(r, "valid")) ? 0 : 1;
+		} else if (r) {
 			if (json_is_true(json_object_get(r, "valid")))
 				printf("audit chain valid: %lld records, head %s\n",
 				       (long long)json_integer_value(json_object_get(r, "records")),
@@ -454,15 +507,33 @@ main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "audit") && a1 && !strcmp(a1, "export")) {
 		json_t *body = json_object(), *r = NULL;
+		static const char *const text[] = {"--account", "account", "--customer", "customer"};
+		static const char *const nums[] = {"--since", "since", "--until", "until"};
 		const char *v;
-		if ((v = opt_value(argc, argv, "--account")))
-			json_object_set_new(body, "account", json_string(v));
-		if ((v = opt_value(argc, argv, "--customer")))
-			json_object_set_new(body, "customer", json_string(v));
-		if ((v = opt_value(argc, argv, "--since")))
-			json_object_set_new(body, "since", json_integer(strtoll(v, NULL, 10)));
-		if ((v = opt_value(argc, argv, "--until")))
-			json_object_set_new(body, "until", json_integer(strtoll(v, NULL, 10)));
+		/* a filter that cannot be sent is an error, never a wider export */
+		for (size_t i = 0; body && i < 4; i += 2)
+			if ((v = opt_value(argc, argv, text[i])) &&
+			    json_object_set_new(body, text[i + 1], json_string(v)) != 0) {
+				fprintf(stderr, "authctl: %s must be UTF-8 text\n", text[i]);
+				json_decref(body);
+				return 2;
+			}
+		for (size_t i = 0; body && i < 4; i += 2) {
+			if ((v = opt_value(argc, argv, nums[i])) == NULL)
+				continue;
+			char *end = NULL;
+			errno = 0;
+			long long n = strtoll(v, &end, 10);
+			if (errno != 0 || end == v || *end != '\0' ||
+			    json_object_set_new(body, nums[i + 1], json_integer(n)) != 0) {
+				fprintf(stderr, "authctl: %s needs a Unix time in seconds, not '%s'\n", nums[i],
+				        v);
+				json_decref(body);
+				return 2;
+			}
+		}
+		if (body == NULL)
+			return die("out of memory", "audit export");
 		int rc = call("audit_export", body, &r);
 		if (r) {
 			const char *outp = opt_value(argc, argv, "-o");
@@ -475,7 +546,7 @@ main(int argc, char **argv)
 		return rc;
 	}
 	if (!strcmp(cmd, "audit") && a1 && !strcmp(a1, "check") && a2)
-		return cmd_audit_check(a2);
+		return cmd_audit_check(a2, opt_value(argc, argv, "--jwks"));
 	if (!strcmp(cmd, "token") && a1 && !strcmp(a1, "verify") && a2)
 		return cmd_token_verify(a2, opt_value(argc, argv, "--jwks"), argc, argv);
 	if (!strcmp(cmd, "policy") && a1 && !strcmp(a1, "explain") && a2) {

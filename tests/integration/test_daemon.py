@@ -352,6 +352,78 @@ class TestAdmin(DaemonTest):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("INVALID", p.stdout)
 
+    def test_audit_bundle_signed_by_another_key_refused(self):
+        """The bundle carries the key set it was signed with, so a forger can sign any bundle with a key of
+        their own. A kid is its key's RFC 7638 thumbprint: a foreign key claiming the bank's kid is refused;
+        one under its own kid is reported as such, and refused against the bank's keys (--jwks)."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+        c = self.d.conn()
+        c.call("assess", txn=txn("TF-1", customer="C-9"))
+        bundle_path, bank_jwks = os.path.join(self.d.tmp, "b.json"), os.path.join(self.d.tmp, "bank.jwks")
+        p = self.d.authctl("audit", "export", "--customer", "C-9", "-o", bundle_path)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(bank_jwks, "w") as f:
+            json.dump(c.call("jwks"), f)
+        b = json.load(open(bundle_path))
+        bank_kid = b["proof"]["kid"]
+        self.d.stop()
+
+        def b64u(raw):
+            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        sk = ec.generate_private_key(ec.SECP256R1())
+        n = sk.public_key().public_numbers()
+        jwk = {"crv": "P-256", "kty": "EC", "x": b64u(n.x.to_bytes(32, "big")),
+               "y": b64u(n.y.to_bytes(32, "big"))}
+        thumb = json.dumps(jwk, sort_keys=True, separators=(",", ":")).encode()
+        own_kid = b64u(hashlib.sha256(thumb).digest())
+
+        def forge(kid):
+            f = json.loads(json.dumps(b))
+            f["proof"]["kid"] = kid
+            f["jwks"] = {"keys": [dict(jwk, kid=kid, alg="ES256", use="sig")]}
+            payload = json.dumps({"records": f["records"], "proof": f["proof"]}, sort_keys=True,
+                                 separators=(",", ":"), ensure_ascii=False).encode()
+            h = b64u(json.dumps({"alg": "ES256", "kid": kid, "typ": "authd-audit+jws"}).encode())
+            der = sk.sign((h + "." + b64u(payload)).encode(), ec.ECDSA(hashes.SHA256()))
+            r, s_ = decode_dss_signature(der)
+            f["signature"] = h + ".." + b64u(r.to_bytes(32, "big") + s_.to_bytes(32, "big"))
+            json.dump(f, open(bundle_path, "w"))
+        forge(bank_kid)
+        p = self.d.authctl("audit", "check", bundle_path)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("thumbprint", p.stdout)
+        forge(own_kid)
+        p = self.d.authctl("audit", "check", bundle_path)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)   # consistent in itself, and says whose it is
+        self.assertIn("kid %s" % own_kid, p.stdout)
+        self.assertIn("came with the bundle", p.stdout)
+        p = self.d.authctl("audit", "check", bundle_path, "--jwks", bank_jwks)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("unknown kid", p.stdout)
+
+    def test_audit_cli_exit_codes_and_filters(self):
+        """`authctl --json audit verify` exits 1 on a broken chain (scripts read the exit code), and an export
+        filter that cannot be sent is refused instead of exporting everyone's records."""
+        c = self.d.conn()
+        for i in range(3):
+            c.call("assess", txn=txn("TX-%d" % i, customer="C-%d" % i))
+        self.assertEqual(self.d.authctl("--json", "audit", "verify").returncode, 0)
+        p = self.d.authctl("audit", "export", "--customer", "C-\udcff")
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        p = self.d.authctl("audit", "export", "--since", "yesterday")
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.d.stop()
+        db = sqlite3.connect(os.path.join(self.d.state, "authd.db"))
+        db.execute("UPDATE audit SET result = 'deny' WHERE seq = 2")
+        db.commit()
+        db.close()
+        self.d.start()
+        p = self.d.authctl("--json", "audit", "verify")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertFalse(json.loads(p.stdout)["valid"])
+
     def test_freeze_reason_of_quotes_and_backslashes(self):
         """Every reason the 200-byte check accepts is audited: quotes and backslashes double in the record's
         JSON (a fixed buffer made a freeze with 148 quotes fail as "out of memory")."""

@@ -63,6 +63,15 @@ sign_verify(const char *alg)
 	/* the pre-rotation set does not know the new kid */
 	assert_int_not_equal(token_verify(jwks, jws2, TOKEN_TYP, NULL, 0, NULL, why, sizeof why), 0);
 	assert_string_equal(why, "unknown kid");
+	/* a key set naming a key by another key's kid (its thumbprint) is refused */
+	json_t *swapped = json_deep_copy(jwks2), *k0 = json_array_get(json_object_get(swapped, "keys"), 0),
+	       *k1 = json_array_get(json_object_get(swapped, "keys"), 1);
+	json_t *kid0 = json_incref(json_object_get(k0, "kid"));
+	json_object_set(k0, "kid", json_object_get(k1, "kid"));
+	json_object_set_new(k1, "kid", kid0);
+	assert_int_not_equal(token_verify(swapped, jws2, TOKEN_TYP, NULL, 0, NULL, why, sizeof why), 0);
+	assert_string_equal(why, "kid is not the key's thumbprint");
+	json_decref(swapped);
 	/* key files are 0600 and refused when readable by others */
 	char path[400];
 	snprintf(path, sizeof path, "%s/keys/current.pem", sub);
