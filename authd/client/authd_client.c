@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,12 +19,15 @@
 #define E_TOO_LARGE (-8)
 #define E_UNAVAILABLE (-10)
 #define E_IO (-11)
+#define E_TAMPERED (-15)
 #define CLIENT_MAX_REPLY (64u << 20)
 
 struct authd_client {
 	int fd;
 	int timeout_ms;
 	unsigned long next_id;
+	/* set by a failed send/receive: the stream may be out of step, refuse to use it */
+	int dead;
 };
 
 const char *
@@ -33,19 +37,55 @@ authd_client_default_socket(void)
 	return s && *s ? s : "/run/authd/authd.sock";
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for ev until the absolute deadline (now_ms() clock): a timeout is -10. */
 static int
-wait_fd(int fd, short ev, int timeout_ms)
+wait_fd(int fd, short ev, int64_t deadline)
 {
 	struct pollfd p = {.fd = fd, .events = ev};
 	for (;;) {
-		int n = poll(&p, 1, timeout_ms);
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return E_UNAVAILABLE;
+		int n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
 		if (n > 0)
 			return 0;
-		if (n == 0)
-			return E_UNAVAILABLE;
-		if (errno != EINTR)
+		if (n < 0 && errno != EINTR)
 			return E_IO;
 	}
+}
+
+/* Replies may hold tokens and requests face images: wipe before free (no OpenSSL here). */
+static void
+free_wiped(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, len);
+	free(p);
+}
+
+/*
+ * After a failed send or receive part of a frame may be on the wire or
+ * unread: a later reply could answer an earlier request. Shut the socket
+ * down (the fd stays open, so its number is not reused, until _free) and
+ * refuse every later call.
+ */
+static int
+client_fail(struct authd_client *c, int r)
+{
+	if (!c->dead) {
+		c->dead = 1;
+		shutdown(c->fd, SHUT_RDWR);
+	}
+	return r;
 }
 
 int
@@ -116,10 +156,10 @@ authd_client_fd(const struct authd_client *c)
 	return c->fd;
 }
 
-int
-authd_client_send_raw(struct authd_client *c, const void *buf, size_t len)
+static int
+send_full(struct authd_client *c, const uint8_t *p, size_t len)
 {
-	const uint8_t *p = buf;
+	int64_t deadline = now_ms() + c->timeout_ms;
 	while (len > 0) {
 		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
 		if (n > 0) {
@@ -130,7 +170,7 @@ authd_client_send_raw(struct authd_client *c, const void *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int r = wait_fd(c->fd, POLLOUT, c->timeout_ms);
+			int r = wait_fd(c->fd, POLLOUT, deadline);
 			if (r < 0)
 				return r;
 			continue;
@@ -140,8 +180,17 @@ authd_client_send_raw(struct authd_client *c, const void *buf, size_t len)
 	return 0;
 }
 
+int
+authd_client_send_raw(struct authd_client *c, const void *buf, size_t len)
+{
+	if (c->dead)
+		return E_IO;
+	int r = send_full(c, buf, len);
+	return r < 0 ? client_fail(c, r) : 0;
+}
+
 static int
-read_full(struct authd_client *c, uint8_t *buf, size_t len)
+read_full(struct authd_client *c, uint8_t *buf, size_t len, int64_t deadline)
 {
 	while (len > 0) {
 		ssize_t n = recv(c->fd, buf, len, 0);
@@ -155,7 +204,7 @@ read_full(struct authd_client *c, uint8_t *buf, size_t len)
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			int r = wait_fd(c->fd, POLLIN, c->timeout_ms);
+			int r = wait_fd(c->fd, POLLIN, deadline);
 			if (r < 0)
 				return r;
 			continue;
@@ -169,6 +218,8 @@ int
 authd_client_send(struct authd_client *c, json_t *req)
 {
 	char idbuf[32];
+	if (c->dead)
+		return E_IO;
 	if (!json_is_object(req))
 		return E_BAD;
 	if (json_object_get(req, "v") == NULL)
@@ -189,7 +240,7 @@ authd_client_send(struct authd_client *c, json_t *req)
 	buf[2] = (uint8_t)(n >> 8);
 	buf[3] = (uint8_t)n;
 	int r = authd_client_send_raw(c, buf, n + 4);
-	free(buf);
+	free_wiped(buf, n + 4);
 	return r;
 }
 
@@ -197,26 +248,53 @@ int
 authd_client_recv(struct authd_client *c, json_t **reply)
 {
 	uint8_t hdr[4];
+	uint8_t *buf = NULL;
+	uint32_t n = 0;
 	*reply = NULL;
-	int r = read_full(c, hdr, 4);
+	if (c->dead)
+		return E_IO;
+	int64_t deadline = now_ms() + c->timeout_ms;
+	int r = read_full(c, hdr, 4, deadline);
 	if (r < 0)
-		return r;
-	uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
-	if (n == 0 || n > CLIENT_MAX_REPLY)
-		return E_TOO_LARGE;
-	uint8_t *buf = malloc(n);
-	if (buf == NULL)
-		return E_NOMEM;
-	if ((r = read_full(c, buf, n)) == 0) {
-		*reply = json_loadb((const char *)buf, n, 0, NULL);
-		if (!json_is_object(*reply)) {
-			json_decref(*reply);
-			*reply = NULL;
-			r = E_BAD;
-		}
+		goto out;
+	n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+	if (n == 0 || n > CLIENT_MAX_REPLY) {
+		r = E_TOO_LARGE;
+		goto out;
 	}
-	free(buf);
-	return r;
+	if ((buf = malloc(n)) == NULL) {
+		r = E_NOMEM;
+		goto out;
+	}
+	if ((r = read_full(c, buf, n, deadline)) < 0)
+		goto out;
+	*reply = json_loadb((const char *)buf, n, 0, NULL);
+	if (!json_is_object(*reply)) {
+		json_decref(*reply);
+		*reply = NULL;
+		r = E_BAD;
+	}
+out:
+	free_wiped(buf, n);
+	return r < 0 ? client_fail(c, r) : 0;
+}
+
+/*
+ * Does reply answer req? Its id must be req's. One exception: authd
+ * answers a frame whose id it could not read with "id":null and ok:false
+ * (protocol.md), still in step and never an approval. A reply with no id
+ * is not authd's.
+ */
+static int
+reply_matches(json_t *req, json_t *reply)
+{
+	json_t *want = json_object_get(req, "id");
+	json_t *got = json_object_get(reply, "id");
+	if (got == NULL)
+		return 0; /* authd always answers with an id */
+	if (json_is_null(got))
+		return !json_is_true(json_object_get(reply, "ok"));
+	return want != NULL && json_equal(want, got);
 }
 
 int
@@ -227,5 +305,12 @@ authd_client_call(struct authd_client *c, json_t *req, json_t **reply)
 		*reply = NULL;
 		return r;
 	}
-	return authd_client_recv(c, reply);
+	if ((r = authd_client_recv(c, reply)) < 0)
+		return r;
+	if (!reply_matches(req, *reply)) {
+		json_decref(*reply);
+		*reply = NULL;
+		return client_fail(c, E_TAMPERED);
+	}
+	return 0;
 }

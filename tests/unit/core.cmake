@@ -8,3 +8,5 @@ authd_unit_test(test_store SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_store.c
 target_link_options(test_store PRIVATE -Wl,--wrap=fdatasync)
 authd_unit_test(test_walvfs SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_walvfs.c)
 authd_unit_test(test_client SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client.c LIBS authd_client_static Threads::Threads)
+# the request and reply buffers, checked for wiping as the library frees them
+target_link_options(test_client PRIVATE -Wl,--wrap=free)

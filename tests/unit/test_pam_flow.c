@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <security/pam_appl.h>
 #include <sys/socket.h>
@@ -60,13 +61,26 @@ fake_main(void *arg)
 			break;
 		}
 		snprintf(f->last_req, sizeof f->last_req, "%s", req);
-		free(req);
-		if (f->replies[i] == NULL)
+		if (f->replies[i] == NULL) {
+			free(req);
 			break;
-		size_t len = strlen(f->replies[i]);
+		}
+		/* like authd, the reply carries the request's id (the client checks it) */
+		json_t *rq = json_loads(req, 0, NULL), *rp = json_loads(f->replies[i], 0, NULL);
+		free(req);
+		char *out = NULL;
+		if (rp != NULL && json_object_set(rp, "id", json_object_get(rq, "id")) == 0)
+			out = json_dumps(rp, JSON_COMPACT);
+		json_decref(rq);
+		json_decref(rp);
+		if (out == NULL)
+			break;
+		size_t len = strlen(out);
 		uint8_t h[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
 		                (uint8_t)len};
-		if (write(fd, h, 4) != 4 || write(fd, f->replies[i], len) != (ssize_t)len)
+		int sent = write(fd, h, 4) == 4 && write(fd, out, len) == (ssize_t)len;
+		free(out);
+		if (!sent)
 			break;
 	}
 	if (fd >= 0)
