@@ -17,6 +17,12 @@
 //     txn.id     the transfer id we assessed
 //     txn.hash   SHA-256 of the transfer we are about to execute, recomputed here
 //     redeem     authd records the jti: a token executes at most one transfer
+//
+// A token the backend refuses is burned: redeemed with authd without
+// executing anything, so it can never approve a transfer here or at any other
+// backend that shares authd's store. Whoever tampered with the transfer must
+// not be left holding an approval that is still good for up to 120 s. (The
+// token is never sent to the browser either: server.js keeps it.)
 
 const crypto = require('node:crypto');
 const { jwtVerify, createLocalJWKSet, errors: joseErrors } = require('jose');
@@ -57,9 +63,29 @@ class AuthdKeys {
 }
 
 /**
+ * Burns a refused token: redeems it so that it can never be used. Returns
+ * { burned, detail }; never throws. burned is false when authd would not
+ * redeem it: not an authd token or a bad signature (bad_request), already
+ * expired, already redeemed (conflict), or its account frozen since it was
+ * issued (conflict; it stays unused until unfreeze, and only this backend
+ * has it).
+ */
+async function burnToken(authd, token) {
+  try {
+    await authd.call('redeem', { token });
+    return { burned: true, detail: 'redeemed without executing: it can no longer be used' };
+  } catch (e) {
+    return { burned: false, detail: `not burned: ${e.code || e.name}: ${e.message}` };
+  }
+}
+
+/**
  * Verifies `token` for `order` (the transfer about to be executed) and, when
- * every check passes, redeems it. Never throws for a bad token: returns
- * { ok, checks: [{name, ok, detail}], claims, header }.
+ * every check passes, redeems it; when a check fails, burns it (burnToken).
+ * Never throws for a bad token: returns
+ * { ok, checks: [{name, ok, detail}], claims, header, burn } where burn is
+ * burnToken's result on a refusal (absent when the redeem check itself
+ * failed: then authd has already refused the token).
  *
  * @param {object} opts
  * @param {AuthdClient} opts.authd
@@ -98,7 +124,7 @@ async function verifyAndRedeem({ authd, keys, token, order, stepUpRequired }) {
     check('expiry', true, `exp ${new Date(claims.exp * 1000).toISOString()} (${claims.exp - Math.floor(Date.now() / 1000)} s left)`);
   } catch (e) {
     check('signature', false, `${e.code || e.name}: ${e.message}`);
-    return { ok: false, checks, claims, header };
+    return { ok: false, checks, claims, header, burn: await burnToken(authd, token) };
   }
 
   // 2. The token is for this customer and this transfer.
@@ -109,17 +135,18 @@ async function verifyAndRedeem({ authd, keys, token, order, stepUpRequired }) {
   const expected = txnHash(order);
   ok = check('txn_hash', claims.txn?.hash === expected,
     claims.txn?.hash === expected ? `${expected}` : `token ${claims.txn?.hash} ≠ transfer ${expected}`) && ok;
-  if (!ok) return { ok: false, checks, claims, header };
+  if (!ok) return { ok: false, checks, claims, header, burn: await burnToken(authd, token) };
 
   // 3. Single use: authd records the jti; a second redeem is a conflict.
   try {
     await authd.call('redeem', { token });
     check('redeem', true, `jti ${claims.jti} redeemed`);
   } catch (e) {
-    check('redeem', false, e.code === 'conflict' ? 'token was already used' : e.message);
+    // conflict: already redeemed, or the account was frozen after the token was issued.
+    check('redeem', false, e.message);
     return { ok: false, checks, claims, header };
   }
   return { ok: true, checks, claims, header };
 }
 
-module.exports = { txnHash, AuthdKeys, verifyAndRedeem, ISSUER, AUDIENCE };
+module.exports = { txnHash, AuthdKeys, verifyAndRedeem, burnToken, ISSUER, AUDIENCE };

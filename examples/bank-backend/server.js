@@ -17,7 +17,10 @@
 //                                  the page sends the security-key assertion or
 //                                  camera frames; the backend calls `verify`.
 //        approved -> verify the token against the transfer it is about to
-//                    execute (txn.hash recomputed here), redeem, execute
+//                    execute (txn.hash recomputed here), redeem, execute;
+//                    a token that fails a check is burned (redeemed without
+//                    executing) and the transfer refused
+//      The token itself never goes to the browser.
 //
 // Enrollment (/enroll): `enroll_fido2_begin`/`enroll_fido2_finish` wrap
 // navigator.credentials.create; `enroll_face` takes camera frames. A real bank
@@ -184,6 +187,10 @@ function publicTransfer(t) {
 
 // ---------------------------------------------------------------------------
 // Executing: only after the token checks pass.
+//
+// The token stays here: the page gets the checks and the (non-secret) claims,
+// never the token itself. A refused token is burned by verifyAndRedeem, so a
+// tampered request leaves nobody holding a usable approval.
 
 async function execute(session, order, token, stepUpRequired) {
   const verification = await verifyAndRedeem({ authd, keys, token, order, stepUpRequired });
@@ -193,18 +200,21 @@ async function execute(session, order, token, stepUpRequired) {
     prof.history.unshift({ id: order.id, amount: order.amount, payee: order.payee, at: Date.now(),
       method: (verification.claims.amr || []).join('+') || 'none' });
     session.pending.delete(order.id);
+  } else {
+    const failed = verification.checks.filter((c) => !c.ok).map((c) => c.name).join(',');
+    console.warn(`transfer ${order.id} refused (${failed}); token jti ${verification.claims?.jti ?? '?'} ` +
+      (verification.burn ? verification.burn.detail : 'was refused by redeem'));
   }
-  return {
+  const out = {
     result: verification.ok ? 'executed' : 'refused',
     transfer: publicTransfer(order),
     checks: verification.checks,
     claims: verification.claims,
     header: verification.header,
-    // Shown on the demo page so it can be inspected; harmless once redeemed.
-    // A production backend has no reason to send the token to the browser.
-    token,
     balance: profile(session.user).balance,
   };
+  if (!verification.ok) out.token_burned = !!verification.burn?.burned;
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -256,7 +266,7 @@ async function apiVerify(session, id, body) {
   // page: the pending transfer, with the amount the page sent back. If
   // anything changed it after the challenge was issued (malware in the
   // browser, a tampered request), its txn_hash no longer matches the
-  // token's txn.hash and the transfer is refused.
+  // token's txn.hash: the transfer is refused and the token burned.
   const order = { ...p.txn };
   if (body.confirm && body.confirm.amount !== undefined) order.amount = Number(body.confirm.amount);
   const out = await execute(session, order, r.token, true);

@@ -317,6 +317,11 @@ function showResult(r) {
       `đã duyệt ${vnd(r.tampered.approved_amount)}, yêu cầu thực hiện ${vnd(r.tampered.submitted_amount)}. `,
       en('The amount was changed after approval; the approval does not cover it.')));
   }
+  if (r.token_burned) {
+    card.append(h('p', { class: 'muted small', id: 'token-burned' },
+      'Token phê duyệt đã bị hủy và không thể dùng cho giao dịch nào. ',
+      en('The approval token was burned (redeemed without executing): it cannot approve any transfer.')));
+  }
   if (r.transfer) card.append(transferSummary(r.transfer));
   if (r.result === 'executed' && r.claims) {
     const how = (r.claims.amr || []).includes('face') ? 'khuôn mặt · face' : (r.claims.amr || []).includes('hwk') ? 'khóa bảo mật · security key' : 'không cần xác thực bổ sung · no step-up needed';

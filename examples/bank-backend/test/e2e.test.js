@@ -5,8 +5,9 @@
 //   - security key: Chromium's own WebAuthn stack with a DevTools virtual
 //     authenticator enrolls a credential and approves a flagged business
 //     transfer; authd verifies the assertion, jose verifies the token;
-//   - a transfer whose amount is changed after the challenge is refused, and
-//     the changed transfer gets a challenge of its own;
+//   - a transfer whose amount is changed after the challenge is refused, its
+//     token burned (never sent to the browser), and the changed transfer gets
+//     a challenge of its own;
 //   - face: Chromium's fake camera plays a video made from a photo; enroll
 //     from obama_1, approve with obama_2, a different person (biden_1) is rejected.
 //
@@ -38,7 +39,7 @@ const CHROMIUM_ARGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 
-const env = {}; // tmp, port, origin, authd, server, videos, client
+const env = {}; // tmp, port, origin, authd, tap, server, videos, client
 const browsers = new Set();
 
 // ---------------------------------------------------------------------------
@@ -175,6 +176,57 @@ async function verifyTokenIndependently(token, transfer, customer) {
   return payload;
 }
 
+// A pass-through between server.js and authd's socket that keeps every token
+// authd hands out (assess `allow`, verify `approved`). The backend never sends
+// a token to the browser, so this is where the test gets the tokens it checks
+// independently, and tries again to redeem.
+function startTap(listenPath, targetPath) {
+  const tap = { tokens: [] };
+  const frames = (onFrame) => {
+    let buf = Buffer.alloc(0);
+    return (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const len = buf.readUInt32BE(0);
+        onFrame(buf.subarray(4, 4 + len));
+        buf = buf.subarray(4 + len);
+      }
+    };
+  };
+  tap.server = net.createServer((down) => {
+    const up = net.createConnection(targetPath);
+    up.on('data', frames((f) => {
+      try {
+        const reply = JSON.parse(f.toString('utf8'));
+        if (typeof reply.token === 'string') tap.tokens.push(reply.token);
+      } catch { /* not ours to judge: server.js sees the same bytes */ }
+    }));
+    down.pipe(up);
+    up.pipe(down);
+    down.on('error', () => up.destroy());
+    up.on('error', () => down.destroy());
+    down.on('close', () => up.destroy());
+    up.on('close', () => down.destroy());
+  });
+  return new Promise((resolve, reject) => {
+    tap.server.once('error', reject);
+    tap.server.listen(listenPath, () => resolve(tap));
+  });
+}
+
+// The token authd issued for transfer `txnId`, as the tap saw it.
+function issuedToken(txnId) {
+  const token = env.tap.tokens.find((t) => JSON.parse(Buffer.from(t.split('.')[1], 'base64url')).txn?.id === txnId);
+  assert.ok(token, `authd issued no token for ${txnId}`);
+  return token;
+}
+
+// The page gets the checks and claims, never the token.
+function assertNoToken(reply, token) {
+  assert.equal(reply.token, undefined);
+  assert.ok(!JSON.stringify(reply).includes(token.split('.')[2]), 'the token reached the browser');
+}
+
 const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: true });
 
 // ---------------------------------------------------------------------------
@@ -209,8 +261,9 @@ before(async () => {
   const health = await env.client.call('health');
   assert.deepEqual([...health.plugins].sort(), ['face', 'fido2'], `plugins: ${JSON.stringify(health)}`);
 
+  env.tap = await startTap(path.join(env.tmp, 'tap.sock'), env.sock);
   env.server = startProcess('server', process.execPath, [path.join(EXAMPLE, 'server.js')],
-    { env: { ...process.env, AUTHD_SOCKET: env.sock, PORT: String(env.port), HOST: '127.0.0.1' } });
+    { env: { ...process.env, AUTHD_SOCKET: path.join(env.tmp, 'tap.sock'), PORT: String(env.port), HOST: '127.0.0.1' } });
   await waitFor('server.js to listen', async () => {
     if (env.server.exitCode !== null) throw new Error(`server.js exited:\n${env.server.output}`);
     return /listening on/.test(env.server.output);
@@ -227,6 +280,7 @@ after(async () => {
   for (const b of [...browsers]) await closeBrowser(b);
   env.client?.close();
   await stopProcess(env.server);
+  env.tap?.server.close();
   await stopProcess(env.authd);
   if (env.tmp) fs.rmSync(env.tmp, { recursive: true, force: true });
 });
@@ -275,12 +329,14 @@ test('security key: enroll with a virtual authenticator, approve a flagged busin
     await page.waitForSelector('#result-card[data-result="executed"]');
     await page.waitForSelector('#checks li[data-check="txn_hash"].ok');
 
-    const claims = await verifyTokenIndependently(r.token, r.transfer, 'C-BIZ-0042');
+    const token = issuedToken(r.transfer.id);
+    assertNoToken(r, token);
+    const claims = await verifyTokenIndependently(token, r.transfer, 'C-BIZ-0042');
     assert.equal(claims.acr, 'urn:authd:acr:stepup');
     assert.deepEqual(claims.amr, ['hwk', 'user']);
     assert.ok(claims.rsn.includes('business_high_risk'));
     // the backend redeemed it: a second use is refused by authd
-    await assert.rejects(env.client.call('redeem', { token: r.token }), (e) => e.code === 'conflict');
+    await assert.rejects(env.client.call('redeem', { token }), (e) => e.code === 'conflict');
     await shot(page, 'approved-fido2.png');
   } finally {
     await closeBrowser(browser);
@@ -318,11 +374,17 @@ test('tampered transfer: amount changed after the challenge is refused, the chan
     assert.equal(r.result, 'refused', JSON.stringify(r));
     const hashCheck = r.checks.find((c) => c.name === 'txn_hash');
     assert.equal(hashCheck.ok, false);
-    assert.ok(!r.checks.some((c) => c.name === 'redeem'), 'a refused transfer must not redeem the token');
+    assert.ok(!r.checks.some((c) => c.name === 'redeem'), 'a refused transfer is not executed: no redeem check');
     assert.deepEqual(r.tampered, { approved_amount: 25000000, submitted_amount: 250000000 });
     // The token authd issued is for the original transfer, not the changed one.
-    const claims = await verifyTokenIndependently(r.token, { ...r.transfer, id: s.transfer.id, amount: 25000000 }, 'C-BIZ-0042');
+    // The browser (where the malware is) never gets it, and the backend burned
+    // it: nobody can use it for the original transfer either.
+    const token = issuedToken(s.transfer.id);
+    assertNoToken(r, token);
+    assert.equal(r.token_burned, true, JSON.stringify(r));
+    const claims = await verifyTokenIndependently(token, { ...r.transfer, id: s.transfer.id, amount: 25000000 }, 'C-BIZ-0042');
     assert.equal(claims.txn.id, s.transfer.id);
+    await assert.rejects(env.client.call('redeem', { token }), (e) => e.code === 'conflict');
 
     // Assessing the changed transfer: a new step-up, with a new challenge bound to the new amount.
     const n = r.reassessed;
@@ -331,6 +393,7 @@ test('tampered transfer: amount changed after the challenge is refused, the chan
     assert.notEqual(n.fido2.challenge, s.fido2.challenge);
     assert.equal(n.transfer.amount, 250000000);
     await page.waitForSelector('#tamper-note');
+    await page.waitForSelector('#token-burned');
     await page.waitForSelector('#result-card[data-result="refused"]');
     await page.waitForSelector('#stepup-card:not(.hidden) #approve-key');
     assert.match(await page.textContent('#stepup-card .summary .amount'), /250\.000\.000/);
@@ -383,7 +446,9 @@ test('face: approve with obama_2 (same person)', { timeout: 120000 }, async () =
     const r = await clickAndGetVerifyReply(page, '#capture-face');
     assert.equal(r.result, 'executed', JSON.stringify(r));
     assert.equal(r.transfer.id, s.transfer.id);
-    const claims = await verifyTokenIndependently(r.token, r.transfer, 'C-BIZ-0042');
+    const token = issuedToken(r.transfer.id);
+    assertNoToken(r, token);
+    const claims = await verifyTokenIndependently(token, r.transfer, 'C-BIZ-0042');
     assert.deepEqual(claims.amr, ['face']);
     assert.equal(claims.acr, 'urn:authd:acr:stepup');
     await page.waitForSelector('#result-card[data-result="executed"]');
