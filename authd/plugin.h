@@ -29,7 +29,8 @@ struct plugin_set {
 
 /*
  * Loads every *.so in dir. A plugin that fails its checks or its init is
- * skipped and named in set->skipped; a missing dir yields an empty set.
+ * skipped and named in set->skipped; a missing dir yields an empty set (and
+ * a warning); a dir that exists but cannot be read is an error.
  * Caller frees with plugin_set_free.
  */
 int plugin_load_dir(const char *dir, const struct authd_plugin_host *host, struct plugin_set **out) AUTHD_WUR;
