@@ -501,8 +501,8 @@ main(int argc, char **argv)
 				       json_string_value(json_object_get(r, "why")));
 				rc = 1;
 			}
-			json_decref(r);
 		}
+		json_decref(r);
 		return rc;
 	}
 	if (!strcmp(cmd, "audit") && a1 && !strcmp(a1, "export")) {
