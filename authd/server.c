@@ -145,8 +145,10 @@ conn_unref(struct conn *c)
 static void
 watch(struct server *s, struct conn *c)
 {
-	uint32_t want = (c->paused || c->read_closed || c->dead ? 0 : EPOLLIN | EPOLLRDHUP) |
-	                (c->want_out ? EPOLLOUT : 0);
+	/* dead: never (re)added, so a dropped connection cannot come back after conn_drop */
+	uint32_t want = (c->paused || c->read_closed ? 0 : EPOLLIN | EPOLLRDHUP) | (c->want_out ? EPOLLOUT : 0);
+	if (c->dead)
+		want = 0;
 	if (want == c->watched)
 		return;
 	struct epoll_event ev = {.events = want, .data.ptr = c};
@@ -322,7 +324,12 @@ conn_drop(struct server *s, struct conn *c)
 	if (!c->registered)
 		return;
 	c->registered = 0;
+	/* under mu: a worker's flush_out in between cannot put c back into the set (watch) */
+	pthread_mutex_lock(&c->mu);
+	c->dead = 1;
 	(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	c->watched = 0;
+	pthread_mutex_unlock(&c->mu);
 	shutdown(c->fd, SHUT_RDWR);
 	if (c->prev_all)
 		c->prev_all->next_all = c->next_all;
@@ -331,9 +338,6 @@ conn_drop(struct server *s, struct conn *c)
 	if (c->next_all)
 		c->next_all->prev_all = c->prev_all;
 	s->n_conns--;
-	pthread_mutex_lock(&c->mu);
-	c->dead = 1;
-	pthread_mutex_unlock(&c->mu);
 	/* Later events of this epoll batch may still name c: free it after the batch. */
 	c->next_all = s->grave;
 	s->grave = c;

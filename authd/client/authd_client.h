@@ -52,11 +52,11 @@ int authd_client_send(struct authd_client *c, json_t *req);
  */
 int authd_client_recv(struct authd_client *c, json_t **reply);
 /*
- * send + recv, then checks the reply answers req: an "id" in the reply
- * must be req's, else -15 (the connection is out of step and dies).
- * authd's "id":null error reply (ok false) to a request whose id it could
- * not read is returned as a reply; "id":null with ok true is -15. A reply
- * without "id" is accepted (authd always sends one; test doubles may not).
+ * send + recv, then checks the reply answers req: its "id" must be req's,
+ * else -15 (the connection is out of step and dies); a reply without "id"
+ * is -15 too (authd always sends one). authd's "id":null error reply (ok
+ * false) to a request whose id it could not read is returned as a reply;
+ * "id":null with ok true is -15.
  * 0 means a reply was received, not that the request succeeded: check "ok".
  */
 int authd_client_call(struct authd_client *c, json_t *req, json_t **reply);
