@@ -206,14 +206,15 @@ file_b64(const char *path, json_t *arr)
 	return 0;
 }
 
-/* Decodes a token's payload for display (no trust implied). */
+/* Decodes a compact JWS's header (part 0) or payload (part 1) as JSON (no trust implied). */
 static json_t *
-token_payload(const char *tok)
+jws_part(const char *jws, int part)
 {
-	const char *d1 = strchr(tok, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	const char *d1 = strchr(jws, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	const char *from = part == 0 ? jws : d1 + 1, *to = part == 0 ? d1 : d2;
 	uint8_t *dec = NULL;
 	size_t n = 0;
-	if (d2 == NULL || b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), 65536, &dec, &n) < 0)
+	if (d2 == NULL || b64url_decode(from, (size_t)(to - from), 65536, &dec, &n) < 0)
 		return NULL;
 	json_t *j = json_loadb((const char *)dec, n, 0, NULL);
 	free(dec);
@@ -239,7 +240,7 @@ cmd_assess(const char *path)
 		}
 		const char *tok = json_string_value(json_object_get(reply, "token"));
 		if (tok) {
-			json_t *claims = token_payload(tok);
+			json_t *claims = jws_part(tok, 1);
 			printf("token: %s\nclaims:\n", tok);
 			print_value("", claims, 1);
 			json_decref(claims);
@@ -247,25 +248,6 @@ cmd_assess(const char *path)
 		json_decref(reply);
 	}
 	return rc;
-}
-
-/* The kid in a compact JWS's protected header (NULL if it has none); caller frees. */
-static char *
-jws_header_kid(const char *jws)
-{
-	const char *d1 = strchr(jws, '.');
-	uint8_t *dec = NULL;
-	size_t n = 0;
-	char *kid = NULL;
-	if (d1 == NULL || b64url_decode(jws, (size_t)(d1 - jws), 4096, &dec, &n) < 0)
-		return NULL;
-	json_t *h = json_loadb((const char *)dec, n, 0, NULL);
-	const char *k = json_string_value(json_object_get(h, "kid"));
-	if (k != NULL)
-		kid = strdup(k);
-	json_decref(h);
-	free(dec);
-	return kid;
 }
 
 /*
@@ -279,8 +261,8 @@ jws_header_kid(const char *jws)
 static int
 cmd_audit_check(const char *path, const char *jwks_path)
 {
-	json_t *b = load_json_arg(path), *trusted = NULL;
-	char why[160] = "", *hkid = NULL;
+	json_t *b = load_json_arg(path), *trusted = NULL, *hdr = NULL;
+	char why[160] = "";
 	int rc = 1;
 	if (b == NULL)
 		return 2;
@@ -297,7 +279,9 @@ cmd_audit_check(const char *path, const char *jwks_path)
 		fprintf(stderr, "authctl: %s is not an audit bundle\n", path);
 		goto out;
 	}
-	if ((hkid = jws_header_kid(sig)) == NULL || strcmp(hkid, kid) != 0) {
+	hdr = jws_part(sig, 0);
+	const char *hkid = json_string_value(json_object_get(hdr, "kid"));
+	if (hkid == NULL || strcmp(hkid, kid) != 0) {
 		printf("INVALID: the signature's kid is not the kid the proof names\n");
 		goto out;
 	}
@@ -362,7 +346,7 @@ cmd_audit_check(const char *path, const char *jwks_path)
 		       kid);
 	rc = 0;
 out:
-	free(hkid);
+	json_decref(hdr);
 	json_decref(trusted);
 	json_decref(b);
 	return rc;

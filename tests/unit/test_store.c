@@ -679,6 +679,16 @@ bg_freeze(void *arg)
 	return NULL;
 }
 
+/* Starts bg_freeze on another thread and returns once its job ran (the flush may still be under way). */
+static void
+bg_freeze_started(struct bg_write *b, pthread_t *t)
+{
+	atomic_store(&freeze_ran, 0);
+	assert_int_equal(pthread_create(t, NULL, bg_freeze, b), 0);
+	while (!atomic_load(&freeze_ran))
+		usleep(1000);
+}
+
 static void
 test_read_waits_for_flush(void **state)
 {
@@ -686,12 +696,9 @@ test_read_waits_for_flush(void **state)
 	struct store *s = open_at("readwait.db", 0);
 	struct bg_write b = {s, -1};
 	pthread_t t;
-	atomic_store(&freeze_ran, 0);
 	atomic_store(&flushed_after_freeze, 0);
 	atomic_store(&flush_slow_ms, 300);
-	assert_int_equal(pthread_create(&t, NULL, bg_freeze, &b), 0);
-	while (!atomic_load(&freeze_ran))
-		usleep(1000);
+	bg_freeze_started(&b, &t);
 	/* committed or not yet, the change may be seen only once it is durable */
 	int seen;
 	do {
@@ -714,12 +721,9 @@ test_read_after_failed_flush(void **state)
 	struct store *s = open_at("readfail.db", 0);
 	struct bg_write b = {s, -1};
 	pthread_t t;
-	atomic_store(&freeze_ran, 0);
 	atomic_store(&flush_slow_ms, 300);
 	atomic_store(&flush_fail, 1);
-	assert_int_equal(pthread_create(&t, NULL, bg_freeze, &b), 0);
-	while (!atomic_load(&freeze_ran))
-		usleep(1000);
+	bg_freeze_started(&b, &t);
 	int seen;
 	do
 		seen = store_read(s, frozen_fn, ACCT("ACC-9"));
