@@ -346,6 +346,15 @@ class TestAdmin(DaemonTest):
         p = self.d.authctl("audit", "check", bundle_path)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("VALID", p.stdout)
+        # wrong types, truncated and garbage bundles: refused, never a crash
+        bad = json.loads(json.dumps(b))
+        bad["proof"]["links"][0][1] = 7
+        for body in (json.dumps(bad), json.dumps(b)[:200], "[1,2]", "\x00garbage", json.dumps(dict(b, proof=3))):
+            with open(bundle_path, "w") as f:
+                f.write(body)
+            p = self.d.authctl("audit", "check", bundle_path)
+            self.assertIn(p.returncode, (1, 2), p.stdout + p.stderr)
+            self.assertFalse(p.stdout.startswith("VALID"), p.stdout)
         b["records"][0]["result"] = "deny"
         json.dump(b, open(bundle_path, "w"))
         p = self.d.authctl("audit", "check", bundle_path)
@@ -402,6 +411,12 @@ class TestAdmin(DaemonTest):
         p = self.d.authctl("audit", "check", bundle_path, "--jwks", bank_jwks)
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertIn("unknown kid", p.stdout)
+        # a validly signed bundle with a link of the wrong type: refused, not a crash
+        b["proof"]["links"][0][1] = 7
+        forge(own_kid)
+        p = self.d.authctl("audit", "check", bundle_path)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("does not sit in the chain links", p.stdout)
 
     def test_audit_cli_exit_codes_and_filters(self):
         """`authctl --json audit verify` exits 1 on a broken chain (scripts read the exit code), and an export
