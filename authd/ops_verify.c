@@ -75,13 +75,15 @@ verify_commit_fn(struct store_tx *tx, void *arg)
 	if ((r = store_lockout_get(tx, ch->subject, &lo)) < 0)
 		goto out;
 	int frozen = 0;
-	const char *fkey = v->k->frozen_key ? v->k->frozen_key(ch, body) : NULL;
-	if (v->k->frozen_key != NULL && fkey == NULL) {
-		r = AUTHD_ERR_INTERNAL; /* a challenge body without what a freeze names: never approve it */
-		goto out;
+	if (v->k->frozen_key != NULL) {
+		const char *fkey = v->k->frozen_key(ch, body);
+		if (fkey == NULL) {
+			r = AUTHD_ERR_INTERNAL; /* a challenge body without what a freeze names: never approve it */
+			goto out;
+		}
+		if ((r = store_frozen_get(tx, fkey, &frozen)) < 0)
+			goto out;
 	}
-	if (fkey != NULL && (r = store_frozen_get(tx, fkey, &frozen)) < 0)
-		goto out;
 	if (frozen) {
 		/* The challenge dies; not the customer's failure, so the lockout counter stays. */
 		const char *const why[] = {v->k->frozen_reason};
